@@ -1,0 +1,133 @@
+# IMPS SIP/SIMPLE presence modules for Kamailio 5.6 (Debian's stock binary).
+#
+#   make            build every module (fetches Kamailio's headers once, checks the ABI)
+#   make deps       install every Debian package the build, the demo and the tests need
+#   make run        start the demo network in the foreground (Ctrl-C stops it)
+#   make test       unit tests (GoogleTest) and functional tests (pytest + SIPp)
+#   make bench      benchmarks against stock Kamailio modules (docs/benchmarks.md)
+#   make install    modules into Kamailio's module folder, cfg files into /etc/kamailio/imps
+#   make clean      remove build outputs (keeps the cached Kamailio source)
+#   make distclean  remove build/ entirely
+
+SHELL   := /bin/sh
+BUILD   := build
+KSRC    := $(BUILD)/kamailio-src
+CDEFS_MK := $(BUILD)/kamailio-cdefs.mk
+ABI_STAMP := $(BUILD)/abi.ok
+DEPS_STAMP := $(BUILD)/deps.ok
+MODULES := imps_reginfo
+
+PREFIX  ?=
+MODDIR  ?= $(PREFIX)/usr/lib/x86_64-linux-gnu/kamailio/modules
+CFGDIR  ?= $(PREFIX)/etc/kamailio/imps
+DOCDIR  ?= $(PREFIX)/usr/share/doc/imps-kamailio
+
+PYTHON  := /usr/bin/python3
+PKGS    := libxml-2.0 hiredis libcurl openssl
+
+-include $(CDEFS_MK)
+
+# Debian's hardening flags, as debian/rules passes them to Kamailio's own build.
+DEB_CPPFLAGS := $(shell dpkg-buildflags --get CPPFLAGS 2>/dev/null)
+DEB_CFLAGS   := $(shell dpkg-buildflags --get CFLAGS 2>/dev/null)
+DEB_CXXFLAGS := $(shell dpkg-buildflags --get CXXFLAGS 2>/dev/null)
+DEB_LDFLAGS  := $(shell dpkg-buildflags --get LDFLAGS 2>/dev/null)
+PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CC  ?= gcc
+CXX ?= g++
+WARN     := -Wall -Wextra -Wno-unused-parameter
+CFLAGS_MOD = $(KAMAILIO_CDEFS) -fPIC -DPIC $(DEB_CPPFLAGS) $(DEB_CFLAGS) -Wall -Wno-unused-parameter \
+             -I$(KSRC)/src -Imodules
+CXXFLAGS_CORE = -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden \
+             $(DEB_CPPFLAGS) $(DEB_CXXFLAGS) $(WARN) -Imodules/common/include -Imodules $(PKG_CFLAGS)
+
+COMMON_SRCS := $(wildcard modules/common/src/*.cpp)
+COMMON_OBJS := $(COMMON_SRCS:%.cpp=$(BUILD)/obj/%.o)
+
+.PHONY: all deps run test unit functional bench install uninstall clean distclean abi
+all: $(MODULES:%=$(BUILD)/modules/%.so)
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh
+	@mkdir -p $(BUILD)
+	sh scripts/deps.sh
+	@touch $@
+
+$(CDEFS_MK): scripts/kamailio-src.sh | $(DEPS_STAMP)
+	@mkdir -p $(BUILD)
+	sh scripts/kamailio-src.sh $(KSRC) $@
+
+abi: $(ABI_STAMP)
+$(ABI_STAMP): $(CDEFS_MK) scripts/abi-check.sh scripts/abi-check.c /usr/sbin/kamailio
+	sh scripts/abi-check.sh $(KSRC) $(CDEFS_MK) $@
+
+# --- objects -------------------------------------------------------------------------------
+$(BUILD)/obj/%.o: %.cpp | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo '  CXX   $<'
+	@$(CXX) $(CXXFLAGS_CORE) -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c $(ABI_STAMP)
+	@mkdir -p $(dir $@)
+	@echo '  CC    $<'
+	@$(CC) $(CFLAGS_MOD) -DMOD_NAME='"$(notdir $(patsubst %/,%,$(dir $<)))"' -MMD -MP -c -o $@ $<
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# --- modules -------------------------------------------------------------------------------
+define MODULE_RULES
+$(1)_CORE_SRCS := $$(wildcard modules/$(1)/core/*.cpp) $$(wildcard modules/$(1)/*.cpp)
+$(1)_C_SRCS    := $$(wildcard modules/$(1)/*.c)
+$(1)_OBJS      := $$($(1)_CORE_SRCS:%.cpp=$(BUILD)/obj/%.o) $$($(1)_C_SRCS:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/modules/$(1).so: $$($(1)_OBJS) $(COMMON_OBJS) mk/module.map
+	@mkdir -p $$(dir $$@)
+	@echo '  LD    $$@'
+	@$(CXX) -shared -o $$@ $$($(1)_OBJS) $(COMMON_OBJS) $(DEB_LDFLAGS) \
+		-Wl,--version-script=mk/module.map $(PKG_LIBS) -lstdc++
+endef
+$(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
+
+# core objects of a module, for unit tests (everything but the C shim)
+core_objs = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard modules/$(1)/core/*.cpp))
+
+# --- unit tests ----------------------------------------------------------------------------
+UNIT_SRCS := $(wildcard tests/unit/*/*.cpp)
+UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(BUILD)/obj/%.o)
+UNIT_BIN  := $(BUILD)/tests/unit_tests
+$(UNIT_BIN): $(UNIT_OBJS) $(COMMON_OBJS) $(foreach m,$(MODULES),$(call core_objs,$(m)))
+	@mkdir -p $(dir $@)
+	$(CXX) -o $@ $^ $(PKG_LIBS) -lgtest -lgtest_main -lpthread
+
+unit: $(UNIT_BIN)
+	$(UNIT_BIN)
+
+functional: all
+	cd tests/functional && $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+test: $(DEPS_STAMP) all $(UNIT_BIN)
+	$(UNIT_BIN) --gtest_brief=1
+	cd tests/functional && $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+run: $(DEPS_STAMP) all
+	$(PYTHON) scripts/run_demo.py
+
+bench: $(DEPS_STAMP) all
+	$(PYTHON) tests/bench/bench_reginfo.py
+
+install: all
+	install -d $(DESTDIR)$(MODDIR) $(DESTDIR)$(CFGDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0644 $(MODULES:%=$(BUILD)/modules/%.so) $(DESTDIR)$(MODDIR)/
+	install -m 0644 cfg/*.cfg $(DESTDIR)$(CFGDIR)/
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(MODULES:%=$(DESTDIR)$(MODDIR)/%.so)
+	rm -rf $(DESTDIR)$(CFGDIR) $(DESTDIR)$(DOCDIR)
+
+clean:
+	rm -rf $(BUILD)/obj $(BUILD)/modules $(BUILD)/tests $(BUILD)/run $(ABI_STAMP)
+
+distclean:
+	rm -rf $(BUILD)

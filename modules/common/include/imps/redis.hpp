@@ -1,0 +1,70 @@
+// hiredis wrapper: one connection per process, reconnecting by itself, with bounded connect and
+// command timeouts, RAII replies and Lua scripts run by SHA with a fallback to EVAL.
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace imps {
+
+struct RedisConfig {
+	std::string host = "127.0.0.1";
+	int port = 6379;
+	std::string password;
+	int db = 0;
+	int connect_timeout_ms = 500;
+	int timeout_ms = 500;
+	int retry_interval_ms = 1000;  // minimum time between two reconnect attempts
+};
+
+// Thrown when Redis cannot be reached or answers with an error; the message names Redis.
+class RedisError : public std::runtime_error {
+public:
+	using std::runtime_error::runtime_error;
+};
+
+struct ReplyDeleter {
+	void operator()(redisReply *r) const noexcept { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+class Redis {
+public:
+	explicit Redis(RedisConfig cfg);
+	~Redis();
+	Redis(const Redis &) = delete;
+	Redis &operator=(const Redis &) = delete;
+
+	// Runs one command given as separate arguments (binary safe). Reconnects first when the
+	// connection is down; throws RedisError when Redis is unreachable or replies an error.
+	Reply command(const std::vector<std::string_view> &argv);
+
+	// Runs a Lua script by SHA1, loading it again when Redis lost its script cache.
+	Reply eval(const std::string &script, const std::vector<std::string_view> &keys,
+			const std::vector<std::string_view> &args);
+
+	bool connected() const noexcept { return ctx_ != nullptr; }
+	const RedisConfig &config() const noexcept { return cfg_; }
+	void disconnect() noexcept;
+
+private:
+	void connect();
+	Reply raw(const std::vector<std::string_view> &argv);
+
+	RedisConfig cfg_;
+	redisContext *ctx_ = nullptr;
+	std::chrono::steady_clock::time_point last_attempt_{};
+	std::string last_error_;
+};
+
+// Helpers to read replies.
+std::string reply_str(const redisReply *r);
+long long reply_int(const redisReply *r);
+
+}  // namespace imps

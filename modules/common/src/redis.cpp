@@ -1,0 +1,137 @@
+#include "imps/redis.hpp"
+
+#include "imps/hash.hpp"
+#include "imps/log.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+namespace imps {
+
+Redis::Redis(RedisConfig cfg) : cfg_(std::move(cfg)) {}
+
+Redis::~Redis() { disconnect(); }
+
+void Redis::disconnect() noexcept
+{
+	if (ctx_) {
+		redisFree(ctx_);
+		ctx_ = nullptr;
+	}
+}
+
+void Redis::connect()
+{
+	auto now = std::chrono::steady_clock::now();
+	if (last_attempt_.time_since_epoch().count() != 0
+			&& now - last_attempt_ < std::chrono::milliseconds(cfg_.retry_interval_ms)) {
+		throw RedisError("Redis " + cfg_.host + ":" + std::to_string(cfg_.port)
+				+ " unreachable (" + last_error_ + "), next retry pending");
+	}
+	last_attempt_ = now;
+	timeval ct{cfg_.connect_timeout_ms / 1000, (cfg_.connect_timeout_ms % 1000) * 1000};
+	redisContext *c = redisConnectWithTimeout(cfg_.host.c_str(), cfg_.port, ct);
+	if (!c || c->err) {
+		last_error_ = c ? c->errstr : "cannot allocate context";
+		if (c) redisFree(c);
+		throw RedisError("Redis " + cfg_.host + ":" + std::to_string(cfg_.port)
+				+ " unreachable: " + last_error_);
+	}
+	timeval tv{cfg_.timeout_ms / 1000, (cfg_.timeout_ms % 1000) * 1000};
+	redisSetTimeout(c, tv);
+	redisEnableKeepAlive(c);
+	ctx_ = c;
+	auto check = [&](Reply r, const char *what) {
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			std::string msg = r ? std::string(r->str, r->len) : std::string(ctx_->errstr);
+			disconnect();
+			last_error_ = msg;
+			throw RedisError(std::string("Redis ") + what + " failed: " + msg);
+		}
+	};
+	if (!cfg_.password.empty()) check(raw({"AUTH", cfg_.password}), "AUTH");
+	if (cfg_.db != 0) check(raw({"SELECT", std::to_string(cfg_.db)}), "SELECT");
+	last_attempt_ = {};
+	IMPS_INFO("connected to Redis %s:%d", cfg_.host.c_str(), cfg_.port);
+}
+
+Reply Redis::raw(const std::vector<std::string_view> &argv)
+{
+	std::vector<const char *> ptrs;
+	std::vector<size_t> lens;
+	ptrs.reserve(argv.size());
+	lens.reserve(argv.size());
+	for (auto a : argv) {
+		ptrs.push_back(a.data());
+		lens.push_back(a.size());
+	}
+	return Reply(static_cast<redisReply *>(
+			redisCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+}
+
+Reply Redis::command(const std::vector<std::string_view> &argv)
+{
+	// One transparent retry: a connection that broke since the last command (Redis restarted)
+	// is reopened and the command sent again.
+	for (int attempt = 0; attempt < 2; ++attempt) {
+		if (!ctx_) connect();
+		Reply r = raw(argv);
+		if (!r) {
+			std::string err = ctx_->errstr;
+			const bool timed_out =
+					ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+			disconnect();
+			last_error_ = err;
+			// A broken connection is retried once at once; a timeout is not (it would block
+			// the worker twice as long).
+			if (attempt == 0 && !timed_out) continue;
+			throw RedisError("Redis " + cfg_.host + ":" + std::to_string(cfg_.port)
+					+ " connection lost: " + err);
+		}
+		if (r->type == REDIS_REPLY_ERROR)
+			throw RedisError("Redis error: " + std::string(r->str, r->len));
+		return r;
+	}
+	throw RedisError("Redis unreachable");
+}
+
+Reply Redis::eval(const std::string &script, const std::vector<std::string_view> &keys,
+		const std::vector<std::string_view> &args)
+{
+	std::string sha = sha1_hex(script);
+	std::string nkeys = std::to_string(keys.size());
+	std::vector<std::string_view> argv;
+	argv.reserve(3 + keys.size() + args.size());
+	argv.push_back("EVALSHA");
+	argv.push_back(sha);
+	argv.push_back(nkeys);
+	argv.insert(argv.end(), keys.begin(), keys.end());
+	argv.insert(argv.end(), args.begin(), args.end());
+	try {
+		return command(argv);
+	} catch (const RedisError &e) {
+		if (std::strstr(e.what(), "NOSCRIPT") == nullptr) throw;
+	}
+	argv[0] = "EVAL";
+	argv[1] = script;
+	return command(argv);
+}
+
+std::string reply_str(const redisReply *r)
+{
+	if (!r) return {};
+	if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+		return std::string(r->str, r->len);
+	if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
+	return {};
+}
+
+long long reply_int(const redisReply *r)
+{
+	if (!r) return 0;
+	if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+	if (r->type == REDIS_REPLY_STRING) return std::strtoll(r->str, nullptr, 10);
+	return 0;
+}
+
+}  // namespace imps
