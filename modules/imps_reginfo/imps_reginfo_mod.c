@@ -715,7 +715,7 @@ static void rpc_list(rpc_t *rpc, void *ctx)
 {
 	str aor = {0, 0};
 	struct rpc_sink_ctx sc;
-	if(rpc->scan(ctx, "*S", &aor) < 1) {
+	if(rpc->scan(ctx, "*S", &aor) < 1) { /* optional: a placeholder is left when absent */
 		aor.s = NULL;
 		aor.len = 0;
 	}
@@ -755,11 +755,18 @@ static void rpc_terminate(rpc_t *rpc, void *ctx)
 	ucontact_t *c, *next;
 	int removed = 0;
 	void *th;
+	int nparams;
 
-	if(rpc->scan(ctx, "S*SS", &aor, &contact, &event) < 1) {
+	/* binrpc fills missing optional parameters with a placeholder: trust only the count */
+	nparams = rpc->scan(ctx, "S*SS", &aor, &contact, &event);
+	if(nparams < 1) {
 		rpc->fault(ctx, 400, "AoR (user@host) expected");
 		return;
 	}
+	if(nparams < 2)
+		contact.len = 0;
+	if(nparams < 3)
+		event.len = 0;
 	if(contact.len == 1 && contact.s[0] == '*')
 		contact.len = 0;
 	if(event.len > 0 && !(event.len == 8 && strncmp(event.s, "rejected", 8) == 0)

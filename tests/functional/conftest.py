@@ -1,0 +1,86 @@
+"""Fixtures of the functional tests: the demo network's a.example part (redis-server, HSP and
+edge proxy) started once per session with the project's cfg files, with short timers."""
+
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+
+import imps_net  # noqa: E402
+import sipua  # noqa: E402
+
+# Short timers so that expiry can be tested in seconds (kamailio -A overrides of hsp.cfg).
+HSP_DEFINES = {"REG_MIN_EXPIRES": 1, "UL_TIMER_INTERVAL": 1, "REGINFO_MIN_EXPIRES": 2}
+USERS = ("alice", "bob", "carol")
+
+
+class Net:
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.plan = imps_net.PLAN
+        self.domain = self.plan["IMPS_DOMAIN_A"]
+        self.edge_addr = (self.plan["IMPS_IP_A"], int(self.plan["IMPS_EDGE_A_PORT"]))
+        self.redis = imps_net.Redis(workdir)
+        self.hsp = imps_net.hsp_a(workdir, HSP_DEFINES)
+        self.edge = imps_net.edge_a(workdir)
+        self.uas = []
+
+    @property
+    def edge_hostport(self):
+        return f"{self.edge_addr[0]}:{self.edge_addr[1]}"
+
+    def start(self):
+        self.redis.start()
+        self.hsp.start()
+        self.edge.start()
+
+    def stop(self):
+        for ua in self.uas:
+            ua.close()
+        self.edge.stop()
+        self.hsp.stop()
+        self.redis.stop()
+
+    def ua(self, user):
+        ua = sipua.UA(user, self.domain, self.edge_addr)
+        self.uas.append(ua)
+        return ua
+
+    def clean(self):
+        """No subscriptions, no registrations: each test starts from an empty network."""
+        for ua in self.uas:
+            ua.close()
+        self.uas = []
+        if self.redis.proc is None:
+            self.redis.start()
+        if self.hsp.proc is None or self.hsp.proc.poll() is not None:
+            self.hsp.start()
+        self.redis.flush()
+        for u in USERS:
+            self.hsp.rpc("ul.rm", "location", f"{u}@{self.domain}", check=False)
+
+
+@pytest.fixture(scope="session")
+def net():
+    workdir = imps_net.make_workdir("imps-ft-")
+    n = Net(workdir)
+    try:
+        n.start()
+    except Exception:
+        n.stop()
+        raise
+    yield n
+    n.stop()
+    if os.environ.get("IMPS_KEEP_LOGS") is None:
+        imps_net.remove_workdir(workdir)
+    else:
+        print(f"logs kept in {workdir}")
+
+
+@pytest.fixture
+def clean_net(net):
+    net.clean()
+    yield net

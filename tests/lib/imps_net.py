@@ -1,0 +1,182 @@
+"""Starts and stops the real servers of the IMPS network on loopback: redis-server and Kamailio
+instances with the project's cfg files. Shared by the functional tests, the benchmark scripts
+and `make run`. The address plan comes from cfg/network.cfg (the one place it is set)."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CFG_DIR = os.path.join(ROOT, "cfg")
+BUILD_MODULES = os.path.join(ROOT, "build", "modules")
+STOCK_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
+KAMAILIO = "/usr/sbin/kamailio"
+KAMCMD = "/usr/sbin/kamcmd"
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def network_plan(path=os.path.join(CFG_DIR, "network.cfg")):
+    """The #!substdef values of cfg/network.cfg as a dict (IMPS_DOMAIN_A -> a.example, ...)."""
+    plan = {}
+    with open(path) as f:
+        for line in f:
+            m = re.match(r'^#!substdef\s+"!(\w+)!([^!]*)!g"', line.strip())
+            if m:
+                plan[m.group(1)] = m.group(2)
+    return plan
+
+
+PLAN = network_plan()
+
+
+def wait_port(host, port, proto="udp", timeout=10.0):
+    """Waits until something listens on host:port (tcp: accepts; udp: bound)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proto == "tcp":
+            try:
+                with socket.create_connection((host, port), timeout=0.2):
+                    return True
+            except OSError:
+                pass
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind((host, port))
+            except OSError:
+                return True  # in use: bound by the server
+            finally:
+                s.close()
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {proto}:{host}:{port} after {timeout}s")
+
+
+class Redis:
+    def __init__(self, workdir, port=None, host=None):
+        self.host = host or PLAN["IMPS_REDIS_HOST"]
+        self.port = int(port or PLAN["IMPS_REDIS_PORT"])
+        self.dir = os.path.join(workdir, f"redis-{self.port}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = None
+
+    def start(self):
+        args = [REDIS_SERVER, "--bind", self.host, "--port", str(self.port), "--dir", self.dir,
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.host, self.port, "tcp")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cli(self, *args):
+        out = subprocess.run(["redis-cli", "-h", self.host, "-p", str(self.port), *args],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
+
+    def flush(self):
+        self.cli("FLUSHALL")
+
+
+class Kamailio:
+    """One Kamailio instance running a role script from cfg/ in the foreground (-DD -E)."""
+
+    def __init__(self, role, instance, listen, workdir, defines=None, cfg=None, modules=None):
+        self.role = role
+        self.instance = instance
+        self.host, self.port = listen
+        self.cfg = cfg or os.path.join(CFG_DIR, f"{role}.cfg")
+        self.defines = dict(defines or {})
+        self.modules = modules or f"{BUILD_MODULES}:{STOCK_MODULES}"
+        self.log_path = os.path.join(workdir, f"{instance}.log")
+        self.proc = None
+        self.ctl = os.path.join(PLAN["IMPS_RUN_DIR"], f"{instance}.ctl")
+
+    def start(self, timeout=15.0):
+        os.makedirs(PLAN["IMPS_RUN_DIR"], exist_ok=True)
+        args = [KAMAILIO, "-f", self.cfg, "-L", self.modules, "-DD", "-E", "-m", "64", "-M", "16",
+                "-P", os.path.join(PLAN["IMPS_RUN_DIR"], f"{self.instance}.pid")]
+        for k, v in self.defines.items():
+            args += ["-A", f"{k}={v}" if v is not None else k]
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kamailio {self.instance} exited: see {self.log_path}\n"
+                                   + self.log_tail())
+            if os.path.exists(self.ctl):
+                try:
+                    self.rpc("core.version")
+                    return self
+                except Exception:
+                    pass
+            time.sleep(0.1)
+        raise TimeoutError(f"kamailio {self.instance} did not start: {self.log_tail()}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "logf", None):
+            self.logf.close()
+            self.logf = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def rpc(self, *args, check=True):
+        out = subprocess.run([KAMCMD, "-s", f"unix:{self.ctl}", *map(str, args)],
+                             capture_output=True, text=True, timeout=10)
+        if check and out.returncode != 0:
+            raise RuntimeError(f"kamcmd {' '.join(map(str, args))}: {out.stdout}{out.stderr}")
+        return out.stdout
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"".join(f.readlines()[-n:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+def edge_a(workdir, defines=None):
+    return Kamailio("edge", "edge-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_EDGE_A_PORT"])), workdir,
+                    defines)
+
+
+def hsp_a(workdir, defines=None):
+    return Kamailio("hsp", "hsp-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_HSP_A_PORT"])), workdir,
+                    defines)
+
+
+def make_workdir(prefix="imps-"):
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def remove_workdir(path):
+    shutil.rmtree(path, ignore_errors=True)

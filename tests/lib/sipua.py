@@ -1,0 +1,270 @@
+"""A small SIP user agent over UDP for the tests' watchers: sends SUBSCRIBEs (initial, refresh,
+unsubscribe) through the edge proxy, follows the dialog's route set, answers every NOTIFY
+(200 by default, or a status the test chooses) and hands each NOTIFY to the test, so that the
+test can read every header and every field of every body."""
+
+import queue
+import random
+import re
+import socket
+import string
+import threading
+import time
+
+COMPACT = {"i": "call-id", "f": "from", "t": "to", "m": "contact", "v": "via", "l": "content-length",
+           "c": "content-type", "o": "event", "k": "supported", "e": "content-encoding"}
+
+
+def rand(n=10):
+    return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
+
+
+class Message:
+    def __init__(self, raw, src=None):
+        self.raw = raw
+        self.src = src
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode(errors="replace").split("\r\n")
+        self.first = lines[0]
+        self.headers = []  # (lower name, value) in order
+        for line in lines[1:]:
+            if line[:1] in (" ", "\t") and self.headers:
+                n, v = self.headers[-1]
+                self.headers[-1] = (n, v + " " + line.strip())
+                continue
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            self.headers.append((COMPACT.get(name, name), value.strip()))
+        clen = self.header("content-length")
+        self.body = body[: int(clen)] if clen and clen.isdigit() else body
+        parts = self.first.split(" ", 2)
+        if self.first.startswith("SIP/2.0"):
+            self.is_request = False
+            self.status = int(parts[1])
+            self.reason = parts[2] if len(parts) > 2 else ""
+            self.method = self.header("cseq").split()[-1] if self.header("cseq") else ""
+        else:
+            self.is_request = True
+            self.method = parts[0]
+            self.uri = parts[1]
+            self.status = None
+
+    def header(self, name):
+        name = name.lower()
+        for n, v in self.headers:
+            if n == name:
+                return v
+        return None
+
+    def all(self, name):
+        name = name.lower()
+        out = []
+        for n, v in self.headers:
+            if n == name:
+                out += split_commas(v) if name in ("via", "record-route", "route") else [v]
+        return out
+
+    def tag(self, name):
+        v = self.header(name) or ""
+        m = re.search(r";\s*tag=([^;>\s]+)", v)
+        return m.group(1) if m else None
+
+    def __repr__(self):
+        return f"<Message {self.first}>"
+
+
+def split_commas(v):
+    out, depth, cur, q = [], 0, "", False
+    for ch in v:
+        if ch == '"':
+            q = not q
+        if not q and ch == "<":
+            depth += 1
+        if not q and ch == ">":
+            depth -= 1
+        if ch == "," and depth == 0 and not q:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+def uri_of(nameaddr):
+    m = re.search(r"<([^>]*)>", nameaddr)
+    return m.group(1) if m else nameaddr.split(";")[0].strip()
+
+
+def host_port(uri):
+    m = re.match(r"sips?:(?:[^@]*@)?([^:;>]+)(?::(\d+))?", uri)
+    return m.group(1), int(m.group(2) or 5060)
+
+
+class UA:
+    def __init__(self, user, domain, proxy, ip="127.0.0.1", port=0):
+        self.user, self.domain, self.proxy = user, domain, proxy
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, port))
+        self.ip, self.port = self.sock.getsockname()
+        self.responses = queue.Queue()
+        self.requests = queue.Queue()
+        self.notify_answer = 200
+        self.answer_delay = 0.0
+        self.running = True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    @property
+    def contact(self):
+        return f"sip:{self.user}@{self.ip}:{self.port}"
+
+    def close(self):
+        self.running = False
+        self.sock.close()
+
+    def _loop(self):
+        while self.running:
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            if not data.strip():
+                continue
+            m = Message(data, src)
+            if m.is_request:
+                if m.method == "NOTIFY" or m.method == "OPTIONS":
+                    code = self.notify_answer if m.method == "NOTIFY" else 200
+                    if self.answer_delay:
+                        time.sleep(self.answer_delay)
+                    if code:
+                        self.reply(m, code)
+                self.requests.put(m)
+            else:
+                self.responses.put(m)
+
+    def reply(self, req, code, reason=None):
+        reason = reason or {200: "OK", 481: "Subscription does not exist", 408: "Timeout",
+                            500: "Server Error"}.get(code, "Response")
+        to = req.header("to")
+        if ";tag=" not in to:
+            to += ";tag=" + rand(8)
+        lines = [f"SIP/2.0 {code} {reason}"]
+        for v in req.all("via"):
+            lines.append(f"Via: {v}")
+        lines += [f"From: {req.header('from')}", f"To: {to}", f"Call-ID: {req.header('call-id')}",
+                  f"CSeq: {req.header('cseq')}", "Content-Length: 0", "", ""]
+        via = req.all("via")[0]
+        m = re.search(r"SIP/2.0/\w+\s+([^;:\s]+)(?::(\d+))?", via)
+        rport = re.search(r";rport=(\d+)", via)
+        rcvd = re.search(r";received=([^;\s]+)", via)
+        host = rcvd.group(1) if rcvd else m.group(1)
+        port = int(rport.group(1)) if rport else int(m.group(2) or 5060)
+        self.sock.sendto("\r\n".join(lines).encode(), (host, port))
+
+    def send_raw(self, text, dest=None):
+        self.sock.sendto(text.encode() if isinstance(text, str) else text, dest or self.proxy)
+
+    def request(self, text, dest=None, timeout=5.0, want_final=True):
+        """Sends a request (retransmitted over UDP until a response) and returns the final
+        response."""
+        branch = re.search(r"branch=([^;\s]+)", text).group(1)
+        deadline = time.time() + timeout
+        interval = 0.5
+        next_send = 0
+        while time.time() < deadline:
+            if time.time() >= next_send:
+                self.send_raw(text, dest)
+                next_send = time.time() + interval
+                interval = min(interval * 2, 4)
+            try:
+                r = self.responses.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if branch not in (r.header("via") or ""):
+                continue
+            if r.status >= 200 or not want_final:
+                return r
+            next_send = deadline  # provisional: stop retransmitting
+        raise TimeoutError("no final response to:\n" + text.split("\r\n")[0])
+
+    def wait_request(self, method="NOTIFY", timeout=5.0):
+        deadline = time.time() + timeout
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TimeoutError(f"no {method} within {timeout}s")
+            try:
+                m = self.requests.get(timeout=left)
+            except queue.Empty:
+                raise TimeoutError(f"no {method} within {timeout}s")
+            if m.method == method:
+                return m
+
+    def no_request(self, method="NOTIFY", wait=1.0):
+        try:
+            m = self.wait_request(method, wait)
+        except TimeoutError:
+            return True
+        raise AssertionError(f"unexpected {method}: {m.raw!r}")
+
+
+class Subscription:
+    """The subscriber side of one SUBSCRIBE dialog."""
+
+    def __init__(self, ua, target, event="reg", accept="application/reginfo+xml"):
+        self.ua = ua
+        self.target = target  # "sip:alice@a.example"
+        self.event = event
+        self.accept = accept
+        self.call_id = rand(16) + "@test"
+        self.from_tag = rand(8)
+        self.to_tag = None
+        self.cseq = 0
+        self.route_set = []
+        self.remote_target = None
+
+    def _build(self, expires, extra=None, omit=(), uri=None, to=None):
+        self.cseq += 1
+        in_dialog = self.to_tag is not None
+        ruri = uri or (self.remote_target if in_dialog else self.target)
+        branch = "z9hG4bK" + rand(12)
+        lines = [f"SUBSCRIBE {ruri} SIP/2.0",
+                 f"Via: SIP/2.0/UDP {self.ua.ip}:{self.ua.port};rport;branch={branch}",
+                 "Max-Forwards: 70",
+                 f"From: <sip:{self.ua.user}@{self.ua.domain}>;tag={self.from_tag}",
+                 f"To: {to or ('<' + self.target + '>')}" + (f";tag={self.to_tag}" if in_dialog else ""),
+                 f"Call-ID: {self.call_id}",
+                 f"CSeq: {self.cseq} SUBSCRIBE",
+                 f"Contact: <{self.ua.contact}>"]
+        for r in self.route_set if in_dialog else []:
+            lines.append(f"Route: {r}")
+        if self.event is not None and "event" not in omit:
+            lines.append(f"Event: {self.event}")
+        if self.accept is not None and "accept" not in omit:
+            lines.append(f"Accept: {self.accept}")
+        if expires is not None:
+            lines.append(f"Expires: {expires}")
+        lines += list(extra or [])
+        lines += ["Content-Length: 0", "", ""]
+        return "\r\n".join(lines)
+
+    def _dest(self):
+        if self.to_tag is not None and self.route_set:
+            return host_port(uri_of(self.route_set[0]))
+        return self.ua.proxy
+
+    def subscribe(self, expires=600, **kw):
+        resp = self.ua.request(self._build(expires, **kw), self._dest())
+        if 200 <= resp.status < 300 and self.to_tag is None:
+            self.to_tag = resp.tag("to")
+            self.route_set = list(reversed(resp.all("record-route")))
+            self.remote_target = uri_of(resp.header("contact"))
+        return resp
+
+    def refresh(self, expires=600):
+        return self.subscribe(expires)
+
+    def unsubscribe(self):
+        return self.subscribe(0)
