@@ -516,6 +516,12 @@ static int reply(struct sip_msg *msg, int code, const char *reason, const char *
 	return 1;
 }
 
+/* an error reply from the checks of the shim: the script sees -2 (replied, not accepted) */
+static int reject(struct sip_msg *msg, int code, const char *reason)
+{
+	return reply(msg, code, reason, NULL) < 0 ? -1 : -2;
+}
+
 /* "user@host" of a SIP URI, host in lower case */
 static int identity_of(struct sip_uri *u, char *buf, int size)
 {
@@ -552,7 +558,7 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	}
 	memset(&req, 0, sizeof(req));
 	if(parse_headers(msg, HDR_EOH_F, 0) < 0)
-		return reply(msg, 400, "Bad Request (malformed header)", NULL);
+		return reject(msg, 400, "Bad Request (malformed header)");
 
 	/* Event */
 	if(msg->event && msg->event->body.len > 0) {
@@ -569,7 +575,7 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 		n = snprintf(accept + alen, sizeof(accept) - alen, "%s%.*s", alen ? "," : "",
 				h->body.len, h->body.s);
 		if(n < 0 || n >= (int)sizeof(accept) - alen)
-			return reply(msg, 400, "Bad Request (Accept too long)", NULL);
+			return reject(msg, 400, "Bad Request (Accept too long)");
 		alen += n;
 	}
 	req.accept.s = accept;
@@ -579,7 +585,7 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	req.expires = -1;
 	if(msg->expires) {
 		if(parse_expires(msg->expires) < 0 || !((exp_body_t *)msg->expires->parsed)->valid)
-			return reply(msg, 400, "Bad Request (malformed Expires)", NULL);
+			return reject(msg, 400, "Bad Request (malformed Expires)");
 		exp = ((exp_body_t *)msg->expires->parsed)->val;
 		req.expires = exp;
 	}
@@ -587,19 +593,19 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	/* To, From, Call-ID, CSeq */
 	if(msg->to == NULL || (msg->to->parsed == NULL && parse_to_header(msg) < 0)
 			|| (to = get_to(msg)) == NULL || to->error != PARSE_OK)
-		return reply(msg, 400, "Bad Request (malformed To header)", NULL);
+		return reject(msg, 400, "Bad Request (malformed To header)");
 	if(parse_from_header(msg) < 0 || (from = get_from(msg)) == NULL)
-		return reply(msg, 400, "Bad Request (malformed From header)", NULL);
+		return reject(msg, 400, "Bad Request (malformed From header)");
 	if(from->tag_value.len <= 0)
-		return reply(msg, 400, "Bad Request (From tag missing)", NULL);
+		return reject(msg, 400, "Bad Request (From tag missing)");
 	if(parse_uri(from->uri.s, from->uri.len, &from_uri) < 0)
-		return reply(msg, 400, "Bad Request (malformed From URI)", NULL);
+		return reject(msg, 400, "Bad Request (malformed From URI)");
 	if(msg->callid == NULL || msg->callid->body.len <= 0)
-		return reply(msg, 400, "Bad Request (Call-ID missing)", NULL);
+		return reject(msg, 400, "Bad Request (Call-ID missing)");
 	callid = msg->callid->body;
 	trim(&callid);
 	if(msg->cseq == NULL || str2int(&get_cseq(msg)->number, &cseq) < 0)
-		return reply(msg, 400, "Bad Request (malformed CSeq)", NULL);
+		return reject(msg, 400, "Bad Request (malformed CSeq)");
 
 	if(to->tag_value.len > 0) {
 		req.in_dialog = 1;
@@ -609,23 +615,23 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 		struct sip_uri to_uri;
 		/* the subscription's target is the AoR of the Request-URI */
 		if(parse_sip_msg_uri(msg) < 0)
-			return reply(msg, 400, "Bad Request (malformed Request-URI)", NULL);
+			return reject(msg, 400, "Bad Request (malformed Request-URI)");
 		ru = &msg->parsed_uri;
 		if(ru->user.len <= 0 || ru->host.len <= 0)
-			return reply(msg, 400, "Bad Request (Request-URI has no AoR)", NULL);
+			return reject(msg, 400, "Bad Request (Request-URI has no AoR)");
 		if(parse_uri(to->uri.s, to->uri.len, &to_uri) < 0 || to_uri.host.len <= 0)
-			return reply(msg, 400, "Bad Request (malformed To URI)", NULL);
+			return reject(msg, 400, "Bad Request (malformed To URI)");
 		if((n = identity_of(ru, aor, sizeof(aor))) < 0)
-			return reply(msg, 400, "Bad Request (Request-URI too long)", NULL);
+			return reject(msg, 400, "Bad Request (Request-URI too long)");
 		req.aor.s = aor;
 		req.aor.len = n;
 		if(slb.get_reply_totag(msg, &totag) < 0 || totag.len <= 0) {
 			LM_ERR("cannot get the To tag of the reply\n");
-			return reply(msg, 500, "Server Internal Error", NULL);
+			return reject(msg, 500, "Server Internal Error");
 		}
 	}
 	if((n = identity_of(&from_uri, watcher, sizeof(watcher))) < 0)
-		return reply(msg, 400, "Bad Request (From URI too long)", NULL);
+		return reject(msg, 400, "Bad Request (From URI too long)");
 	req.watcher.s = watcher;
 	req.watcher.len = n;
 
@@ -633,7 +639,7 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	if(msg->contact == NULL || parse_contact(msg->contact) < 0
 			|| (cb = (contact_body_t *)msg->contact->parsed) == NULL || cb->contacts == NULL) {
 		if(!req.in_dialog)
-			return reply(msg, 400, "Bad Request (Contact missing or malformed)", NULL);
+			return reject(msg, 400, "Bad Request (Contact missing or malformed)");
 	} else {
 		req.remote_target = IS(cb->contacts->uri);
 	}
@@ -641,7 +647,7 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	/* route set: Record-Route as received (UAS side) */
 	if(msg->record_route && !req.in_dialog) {
 		if(print_rr_body(msg->record_route, &rr, 0, NULL) < 0)
-			return reply(msg, 400, "Bad Request (malformed Record-Route)", NULL);
+			return reject(msg, 400, "Bad Request (malformed Record-Route)");
 		req.route_set = IS(rr);
 	}
 

@@ -101,13 +101,14 @@ class Kamailio:
         self.cfg = cfg or os.path.join(CFG_DIR, f"{role}.cfg")
         self.defines = dict(defines or {})
         self.modules = modules or f"{BUILD_MODULES}:{STOCK_MODULES}"
+        self.shm_mb = 256  # tm keeps finished transactions a few seconds: room for load tests
         self.log_path = os.path.join(workdir, f"{instance}.log")
         self.proc = None
         self.ctl = os.path.join(PLAN["IMPS_RUN_DIR"], f"{instance}.ctl")
 
     def start(self, timeout=15.0):
         os.makedirs(PLAN["IMPS_RUN_DIR"], exist_ok=True)
-        args = [KAMAILIO, "-f", self.cfg, "-L", self.modules, "-DD", "-E", "-m", "64", "-M", "16",
+        args = [KAMAILIO, "-f", self.cfg, "-L", self.modules, "-DD", "-E", "-m", str(self.shm_mb), "-M", "16",
                 "-P", os.path.join(PLAN["IMPS_RUN_DIR"], f"{self.instance}.pid")]
         for k, v in self.defines.items():
             args += ["-A", f"{k}={v}" if v is not None else k]

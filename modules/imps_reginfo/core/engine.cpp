@@ -221,8 +221,16 @@ void Engine::binding_changed(const std::string &aor, const Binding &changed, Cha
 	meta.first_cseq = changed.cseq > 0 ? changed.cseq : 0;
 	meta.display_name = changed.display_name;
 	meta.params = changed.params;
-	long long ttl = 3600;
-	for (const auto &b : current) ttl = std::max(ttl, b.expires_at - now + 3600);
+	// The metadata outlives the longest binding by an hour; a permanent binding (expires 0)
+	// keeps it without expiry (ttl 0).
+	long long ttl = removed || changed.expires_at > 0 ? std::max(3600LL, changed.expires_at - now + 3600) : 0;
+	for (const auto &b : current) {
+		if (ttl == 0 || b.expires_at == 0) {
+			ttl = 0;
+			break;
+		}
+		ttl = std::max(ttl, b.expires_at - now + 3600);
+	}
 
 	BindingChangeResult r = store_.binding_changed(aor, cid, removed, meta, !changed.has_msg_info, ttl);
 	if (r.subs.empty()) return;

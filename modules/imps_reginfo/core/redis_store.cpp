@@ -30,7 +30,7 @@ if ARGV[3] == '1' then
   redis.call('HDEL', KEYS[1], ARGV[2])
 else
   redis.call('HSET', KEYS[1], ARGV[2], first .. '\t' .. ARGV[5] .. '\t' .. fcseq .. '\t' .. rest)
-  redis.call('EXPIRE', KEYS[1], ARGV[8])
+  if ARGV[8] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('EXPIRE', KEYS[1], ARGV[8]) end
 end
 local out = {old or '', {}}
 local sids = redis.call('SMEMBERS', KEYS[2])

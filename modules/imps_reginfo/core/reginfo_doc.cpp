@@ -4,6 +4,7 @@
 #include "imps/xml_writer.hpp"
 
 #include <cctype>
+#include <cstdint>
 #include <cstdio>
 
 namespace imps::reginfo {
@@ -12,15 +13,48 @@ namespace {
 constexpr const char *kNs = "urn:ietf:params:xml:ns:reginfo";
 constexpr const char *kGruuNs = "urn:ietf:params:xml:ns:gruuinfo";
 
-// XML 1.0 has no representation for most control characters: replace them so a hostile
-// Call-ID or display name cannot make the document ill-formed.
+// XML 1.0 has no representation for most control characters, and the document is declared
+// UTF-8: replace control characters, invalid UTF-8 and non-characters so that a hostile Call-ID
+// or display name cannot make the document ill-formed.
 std::string clean(const std::string &in)
 {
-	std::string out = in;
-	for (char &c : out) {
-		unsigned char u = static_cast<unsigned char>(c);
-		if (u < 0x20 && u != '\t') c = ' ';
-		if (u == 0x7f) c = ' ';
+	static const char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
+	std::string out;
+	out.reserve(in.size());
+	const auto *p = reinterpret_cast<const unsigned char *>(in.data());
+	const size_t n = in.size();
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = p[i];
+		if (c < 0x80) {
+			out += (c < 0x20 && c != '\t') || c == 0x7f ? ' ' : static_cast<char>(c);
+			++i;
+			continue;
+		}
+		size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+		if (len == 0 || (len == 3 && c > 0xEF) || i + len > n) {
+			out += kReplacement;
+			++i;
+			continue;
+		}
+		uint32_t cp = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+		bool ok = true;
+		for (size_t k = 1; k < len; ++k) {
+			if ((p[i + k] & 0xC0) != 0x80) {
+				ok = false;
+				break;
+			}
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		}
+		const uint32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+		if (!ok || cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE
+				|| cp == 0xFFFF) {
+			out += kReplacement;
+			++i;
+			continue;
+		}
+		out.append(in, i, len);
+		i += len;
 	}
 	return out;
 }
@@ -61,7 +95,8 @@ std::string contact_event(Change change, Cause cause, long long prev_expires_at,
 	switch (change) {
 		case Change::Insert: return cause == Cause::Register ? "registered" : "created";
 		case Change::Update:
-			if (prev_expires_at > 0 && new_expires_at < prev_expires_at) return "shortened";
+			if (prev_expires_at > 0 && new_expires_at > 0 && new_expires_at < prev_expires_at)
+				return "shortened";
 			return "refreshed";
 		case Change::Delete:
 			if (cause == Cause::Register) return "unregistered";

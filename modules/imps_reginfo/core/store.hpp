@@ -61,7 +61,8 @@ public:
 	virtual ~Store() = default;
 
 	// Records a change of one binding (upsert or delete) and prepares the NOTIFYs for it
-	// atomically. meta.display_name/params are kept from before when keep_meta is true.
+	// atomically. meta.display_name/params are kept from before when keep_meta is true. The
+	// AoR's metadata expires after ttl seconds (0: never, a permanent binding exists).
 	virtual BindingChangeResult binding_changed(const std::string &aor, const std::string &cid,
 			bool removed, const BindingMeta &meta, bool keep_meta, long long ttl) = 0;
 

@@ -25,7 +25,7 @@ public:
 		errors_.clear();
 		xmlSetStructuredErrorFunc(&errors_, &ParsedXml::on_error);
 		doc_ = xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "mem.xml", nullptr,
-				XML_PARSE_NONET | XML_PARSE_NOBLANKS);
+				XML_PARSE_NONET);
 		xmlSetStructuredErrorFunc(nullptr, nullptr);
 		if (doc_) {
 			ctx_ = xmlXPathNewContext(doc_);

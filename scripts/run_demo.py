@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""`make run`: starts the demo network of cfg/network.cfg in the foreground (redis-server and
+one Kamailio instance per role), prints where each listens and how to try it, and stops all of
+them cleanly on Ctrl-C (or SIGTERM)."""
+
+import os
+import signal
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+
+import imps_net  # noqa: E402
+
+P = imps_net.PLAN
+
+
+def main():
+    workdir = os.path.join(ROOT, "build", "run")
+    os.makedirs(workdir, exist_ok=True)
+    redis = imps_net.Redis(workdir)
+    hsp = imps_net.hsp_a(workdir)
+    edge = imps_net.edge_a(workdir)
+    started = []
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for what, srv in (("redis-server", redis), ("HSP", hsp), ("edge proxy", edge)):
+            print(f"starting {what} ...", flush=True)
+            srv.start()
+            started.append(srv)
+        ip = P["IMPS_IP_A"]
+        print(f"""
+IMPS demo network is up (domain {P['IMPS_DOMAIN_A']}); Ctrl-C stops everything.
+
+  subscriber edge proxy  udp+tcp {ip}:{P['IMPS_EDGE_A_PORT']}   kamcmd -s unix:{edge.ctl}
+  HSP (registrar, reg)   udp+tcp {ip}:{P['IMPS_HSP_A_PORT']}   kamcmd -s unix:{hsp.ctl}
+  Redis                  {redis.host}:{redis.port}
+  logs                   {workdir}/*.log
+
+Try it:
+  sipp -sf {ROOT}/tests/functional/scenarios/register.xml -m 1 -cid_str reg1@demo \\
+       -key user alice -key domain {P['IMPS_DOMAIN_A']} -key contact '<sip:alice@{ip}:7001>' \\
+       -key expires 600 -key regcseq 1 {ip}:{P['IMPS_EDGE_A_PORT']}
+  kamcmd -s unix:{hsp.ctl} ul.dump
+  kamcmd -s unix:{hsp.ctl} imps_reginfo.show alice@{P['IMPS_DOMAIN_A']}
+  kamcmd -s unix:{hsp.ctl} imps_reginfo.list
+""", flush=True)
+        while not stop["now"]:
+            for srv in started:
+                if srv.proc.poll() is not None:
+                    print(f"{srv.__class__.__name__} exited unexpectedly; see {workdir}",
+                          file=sys.stderr)
+                    stop["now"] = True
+            time.sleep(0.5)
+    finally:
+        print("stopping ...", flush=True)
+        for srv in reversed(started):
+            srv.stop()
+        print("stopped.")
+
+
+if __name__ == "__main__":
+    main()
