@@ -110,9 +110,10 @@ def run_system(name, args, workdir, hsp_factory):
     write_inf(inf_u, args.aors, 1)
     redis = imps_net.Redis(wd).start()
     hsp = hsp_factory(wd)
-    hsp.start()
     edge = imps_net.edge_a(wd, {"IMPS_CHILDREN": 4})
-    edge.start()
+    for k in (hsp, edge):
+        k.shm_mb = args.shm  # the same for both systems: tm keeps transactions ~5 s
+        k.start()
     result = {"system": name, "steps": []}
     watcher = None
     try:
@@ -190,6 +191,7 @@ def main():
     ap.add_argument("--step-seconds", type=int, default=8)
     ap.add_argument("--rates", default="250,500,750,1000,1500,2000,2500,3000,3500,4000")
     ap.add_argument("--only", choices=("ours", "stock"))
+    ap.add_argument("--shm", type=int, default=1024, help="shared memory of each Kamailio, MB")
     ap.add_argument("--json")
     args = ap.parse_args()
     args.rates = [int(r) for r in args.rates.split(",")]

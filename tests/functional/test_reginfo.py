@@ -56,7 +56,7 @@ class Watcher:
     def subscribe(self, expires=600, **kw):
         return self.sub.subscribe(expires, **kw)
 
-    def notify(self, timeout=5.0, state="active"):
+    def notify(self, timeout=5.0, state="active", doc_state="full"):
         n = self.ua.wait_request("NOTIFY", timeout)
         assert n.header("event") == "reg"
         assert n.header("content-type") == "application/reginfo+xml"
@@ -73,7 +73,7 @@ class Watcher:
         doc = reginfo_check.parse(n.body)
         assert doc["version"] == self.version + 1, "reginfo version must go up by one per NOTIFY"
         self.version = doc["version"]
-        assert doc["state"] == "full"
+        assert doc["state"] == doc_state
         n.doc = doc
         n.sub_state = ss
         return n
@@ -208,6 +208,35 @@ def test_registration_lifecycle_every_notify(clean_net):
     n = w.notify(state="terminated")
     assert reg(n.doc)["state"] == "init"
     assert "alice@a.example" not in net.hsp.rpc("imps_reginfo.list")
+
+
+def test_partial_state_carries_only_the_changed_contact(clean_net):
+    net = clean_net
+    net.hsp.defines["REGINFO_NOTIFY_STATE"] = '"partial"'
+    try:
+        net.hsp.restart()
+        phone = UE(net, "bob")
+        phone.register(600)
+        w = Watcher(net, "bob", "bob")
+        assert w.subscribe(600).status == 200
+        n = w.notify()  # the first NOTIFY of a subscription is always full state
+        assert [c["uri"] for c in reg(n.doc)["contacts"]] == [phone.uri]
+        laptop = UE(net, "bob")
+        laptop.register(300)
+        n = w.notify(doc_state="partial")
+        g = reg(n.doc)
+        assert g["state"] == "active" and g["aor"] == "sip:bob@a.example"
+        assert [c["uri"] for c in g["contacts"]] == [laptop.uri]
+        assert g["contacts"][0]["event"] == "registered"
+        laptop.register(0)
+        n = w.notify(doc_state="partial")
+        g = reg(n.doc)
+        assert [(c["uri"], c["state"], c["event"]) for c in g["contacts"]] == \
+            [(laptop.uri, "terminated", "unregistered")]
+        assert g["state"] == "active"
+    finally:
+        del net.hsp.defines["REGINFO_NOTIFY_STATE"]
+        net.hsp.restart()
 
 
 def test_unregistered_aor_gives_init_state(clean_net):
