@@ -93,6 +93,16 @@ def counts(workdir, prefix):
     return dict(zip(rows[0], rows[-1]))
 
 
+def tm_errors(kam):
+    """4xx+5xx+6xx replies tm saw or made on an instance (a NOTIFY timed out counts as 408)."""
+    n = 0
+    for line in kam.rpc("tm.stats").splitlines():
+        k, _, v = line.strip().partition(":")
+        if k in ("4xx", "5xx", "6xx"):
+            n += int(v)
+    return n
+
+
 def notify_recv(c):
     return sum(int(v) for k, v in c.items() if k.endswith("_NOTIFY_Recv") and v.isdigit())
 
@@ -136,6 +146,7 @@ def run_system(name, args, workdir, hsp_factory):
         base = notify_recv(counts(wd, "watcher"))
         for rate in args.rates:
             calls = rate * args.step_seconds
+            errors_before = tm_errors(hsp) + tm_errors(edge)
             t0 = time.time()
             ue = subprocess.run(
                 ["sipp", "-sf", os.path.join(HERE, "scenarios", "ue_register.xml"), "-inf", inf_u,
@@ -153,13 +164,18 @@ def run_system(name, args, workdir, hsp_factory):
             time.sleep(1.5)  # one more counts period
             got = notify_recv(counts(wd, "watcher"))
             lost = expected - got
+            tm_err = tm_errors(hsp) + tm_errors(edge) - errors_before
             step = {"rate": rate, "registers": calls, "register_failures": ue.returncode != 0,
                     "notifies_expected": calls * args.watchers, "notifies_received": got - base,
                     "lost": max(0, lost), "seconds": round(elapsed, 1),
-                    "notifies_per_s": round((got - base) / max(elapsed, 1e-3))}
-            step["clean"] = ue.returncode == 0 and lost <= 0
+                    "notifies_per_s": round((got - base) / max(elapsed, 1e-3)),
+                    "error_replies": tm_err}
+            # clean: every REGISTER answered 200 (SIPp rc 0), every watcher got every NOTIFY,
+            # and neither proxy saw an error reply or a transaction timeout
+            step["clean"] = ue.returncode == 0 and lost <= 0 and tm_err == 0
             print(f"  {name:5s} {rate:5d} REGISTER/s: sipp rc {ue.returncode}, NOTIFY "
-                  f"{got - base}/{calls * args.watchers} -> {'clean' if step['clean'] else 'NOT clean'}",
+                  f"{got - base}/{calls * args.watchers}, error replies {tm_err} -> "
+                  f"{'clean' if step['clean'] else 'NOT clean'}",
                   flush=True)
             if ue.returncode != 0:
                 tail = (ue.stdout + ue.stderr).strip().splitlines()[-6:]

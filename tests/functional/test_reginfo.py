@@ -93,6 +93,14 @@ def counter(net, name):
     raise AssertionError(f"no counter imps_reginfo:{name}")
 
 
+def wait_unsubscribed(net, aor, timeout):
+    """Waits until imps_reginfo.list no longer shows a subscription to aor."""
+    deadline = time.time() + timeout
+    while aor in net.hsp.rpc("imps_reginfo.list") and time.time() < deadline:
+        time.sleep(0.1)
+    assert aor not in net.hsp.rpc("imps_reginfo.list")
+
+
 def near(value, expected, slack=3):
     return value is not None and abs(int(value) - expected) <= slack
 
@@ -295,14 +303,23 @@ def test_notify_answered_481_removes_subscription(clean_net):
     before = counter(clean_net, "notifies_failed")
     assert w.subscribe(600).status == 200
     w.notify()
-    deadline = time.time() + 5
-    while "alice@a.example" in clean_net.hsp.rpc("imps_reginfo.list") and time.time() < deadline:
-        time.sleep(0.1)
-    assert "alice@a.example" not in clean_net.hsp.rpc("imps_reginfo.list")
+    wait_unsubscribed(clean_net, "alice@a.example", 5)
     assert counter(clean_net, "notifies_failed") == before + 1
     # no NOTIFY for later changes
     UE(clean_net, "alice").register(600)
     w.ua.no_request("NOTIFY", 1.0)
+
+
+def test_notify_timeout_removes_subscription(clean_net):
+    # notify_timeout_action defaults to 1: a NOTIFY that gets no answer (tm's 408 after
+    # fr_timer, 5 s in cfg/common.cfg) removes the subscription.
+    w = Watcher(clean_net, "bob", "bob")
+    w.ua.notify_answer = 0  # never answer
+    before = counter(clean_net, "notifies_failed")
+    assert w.subscribe(600).status == 200
+    w.notify()
+    wait_unsubscribed(clean_net, "bob@a.example", 12)
+    assert counter(clean_net, "notifies_failed") == before + 1
 
 
 def test_kamailio_restart_keeps_subscription_and_versions(clean_net):
