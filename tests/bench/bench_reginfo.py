@@ -93,6 +93,32 @@ def counts(workdir, prefix):
     return dict(zip(rows[0], rows[-1]))
 
 
+def cpu_seconds(pids=(), pgids=(), user=None):
+    """utime+stime of processes chosen by pid, process group or user, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    uid = None
+    if user:
+        import pwd
+        uid = pwd.getpwnam(user).pw_uid
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+            fields = st[st.rindex(")") + 2:].split()
+            pid, pgrp = int(d), int(fields[2])
+            mine = pid in pids or pgrp in pgids
+            if not mine and uid is not None:
+                mine = os.stat(f"/proc/{d}").st_uid == uid
+            if mine:
+                total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError):
+            continue
+    return total / tick
+
+
 def tm_errors(kam):
     """4xx+5xx+6xx replies tm saw or made on an instance (a NOTIFY timed out counts as 408)."""
     n = 0
@@ -111,7 +137,7 @@ def sub_ok(c):
     return sum(int(v) for k, v in c.items() if k.endswith("_200_Recv") and v.isdigit())
 
 
-def run_system(name, args, workdir, hsp_factory):
+def run_system(name, args, workdir, hsp_factory, store_user=None):
     wd = os.path.join(workdir, name)
     os.makedirs(wd, exist_ok=True)
     inf_w = os.path.join(wd, "watchers.csv")
@@ -123,6 +149,7 @@ def run_system(name, args, workdir, hsp_factory):
     edge = imps_net.edge_a(wd, {"IMPS_CHILDREN": 4})
     for k in (hsp, edge):
         k.shm_mb = args.shm  # the same for both systems: tm keeps transactions ~5 s
+        k.mem_manager = args.mem
         k.start()
     result = {"system": name, "steps": []}
     watcher = None
@@ -147,6 +174,10 @@ def run_system(name, args, workdir, hsp_factory):
         for rate in args.rates:
             calls = rate * args.step_seconds
             errors_before = tm_errors(hsp) + tm_errors(edge)
+            # CPU of the HSP (all its processes) and of its state store (Redis or PostgreSQL)
+            server_cpu = lambda: cpu_seconds(pids=(redis.proc.pid,), pgids=(hsp.proc.pid,),
+                                             user=store_user)
+            cpu_before = server_cpu()
             t0 = time.time()
             ue = subprocess.run(
                 ["sipp", "-sf", os.path.join(HERE, "scenarios", "ue_register.xml"), "-inf", inf_u,
@@ -165,16 +196,19 @@ def run_system(name, args, workdir, hsp_factory):
             got = notify_recv(counts(wd, "watcher"))
             lost = expected - got
             tm_err = tm_errors(hsp) + tm_errors(edge) - errors_before
+            cpu = server_cpu() - cpu_before
             step = {"rate": rate, "registers": calls, "register_failures": ue.returncode != 0,
                     "notifies_expected": calls * args.watchers, "notifies_received": got - base,
                     "lost": max(0, lost), "seconds": round(elapsed, 1),
                     "notifies_per_s": round((got - base) / max(elapsed, 1e-3)),
-                    "error_replies": tm_err}
+                    "error_replies": tm_err,
+                    "hsp_store_cpu_ms_per_register": round(cpu * 1000 / calls, 3)}
             # clean: every REGISTER answered 200 (SIPp rc 0), every watcher got every NOTIFY,
             # and neither proxy saw an error reply or a transaction timeout
             step["clean"] = ue.returncode == 0 and lost <= 0 and tm_err == 0
             print(f"  {name:5s} {rate:5d} REGISTER/s: sipp rc {ue.returncode}, NOTIFY "
-                  f"{got - base}/{calls * args.watchers}, error replies {tm_err} -> "
+                  f"{got - base}/{calls * args.watchers}, error replies {tm_err}, HSP+store CPU "
+                  f"{step['hsp_store_cpu_ms_per_register']} ms/REGISTER -> "
                   f"{'clean' if step['clean'] else 'NOT clean'}",
                   flush=True)
             if ue.returncode != 0:
@@ -205,9 +239,11 @@ def main():
     ap.add_argument("--aors", type=int, default=100)
     ap.add_argument("--watchers", type=int, default=2)
     ap.add_argument("--step-seconds", type=int, default=8)
-    ap.add_argument("--rates", default="250,500,750,1000,1500,2000,2500,3000,3500,4000")
+    ap.add_argument("--rates", default="500,1000,1500,2000,2500,3000,4000,5000,6000,7000,8000,9000")
     ap.add_argument("--only", choices=("ours", "stock"))
     ap.add_argument("--shm", type=int, default=1024, help="shared memory of each Kamailio, MB")
+    ap.add_argument("--mem", default="tlsf", choices=("qm", "fm", "tlsf"),
+                    help="Kamailio memory manager (-x) for both systems")
     ap.add_argument("--json")
     args = ap.parse_args()
     args.rates = [int(r) for r in args.rates.split(",")]
@@ -229,7 +265,8 @@ def main():
                 lambda wd: imps_net.Kamailio("stock-hsp", "hsp-a",
                                              (P["IMPS_IP_A"], int(P["IMPS_HSP_A_PORT"])), wd,
                                              {"IMPS_CHILDREN": 4}, cfg=stock_cfg,
-                                             modules=imps_net.STOCK_MODULES))
+                                             modules=imps_net.STOCK_MODULES),
+                store_user="postgres")
     finally:
         if pg:
             pg.stop()
@@ -242,6 +279,17 @@ def main():
         ratio = results["ours"]["max_clean_rate"] / results["stock"]["max_clean_rate"]
         results["ratio"] = round(ratio, 2)
         print(f"\nratio ours/stock (max clean REGISTER/s): {ratio:.2f}")
+    if "ours" in results and "stock" in results:
+        both = [(a, b) for a in results["ours"]["steps"] for b in results["stock"]["steps"]
+                if a["rate"] == b["rate"] and a["clean"] and b["clean"]]
+        if both:
+            a, b = both[-1]
+            cr = b["hsp_store_cpu_ms_per_register"] / max(a["hsp_store_cpu_ms_per_register"], 1e-6)
+            results["cpu_ratio"] = {"rate": a["rate"], "ours_ms": a["hsp_store_cpu_ms_per_register"],
+                                    "stock_ms": b["hsp_store_cpu_ms_per_register"], "ratio": round(cr, 2)}
+            print(f"HSP+store CPU per REGISTER at {a['rate']}/s: ours "
+                  f"{a['hsp_store_cpu_ms_per_register']} ms, stock "
+                  f"{b['hsp_store_cpu_ms_per_register']} ms (stock/ours {cr:.2f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

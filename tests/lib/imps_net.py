@@ -102,6 +102,7 @@ class Kamailio:
         self.defines = dict(defines or {})
         self.modules = modules or f"{BUILD_MODULES}:{STOCK_MODULES}"
         self.shm_mb = 256  # tm keeps finished transactions a few seconds: room for load tests
+        self.mem_manager = None  # kamailio -x: qm (Debian's default), fm or tlsf
         self.log_path = os.path.join(workdir, f"{instance}.log")
         self.proc = None
         self.ctl = os.path.join(PLAN["IMPS_RUN_DIR"], f"{instance}.ctl")
@@ -110,6 +111,8 @@ class Kamailio:
         os.makedirs(PLAN["IMPS_RUN_DIR"], exist_ok=True)
         args = [KAMAILIO, "-f", self.cfg, "-L", self.modules, "-DD", "-E", "-m", str(self.shm_mb), "-M", "16",
                 "-P", os.path.join(PLAN["IMPS_RUN_DIR"], f"{self.instance}.pid")]
+        if self.mem_manager:
+            args += ["-x", self.mem_manager]
         for k, v in self.defines.items():
             args += ["-A", f"{k}={v}" if v is not None else k]
         self.logf = open(self.log_path, "ab")
