@@ -133,7 +133,7 @@ protected:
 		d.local_tag = "to-" + tag;
 		d.remote_uri = "sip:" + watcher;
 		d.local_uri = "sip:" + aor;
-		d.remote_target = "sip:" + tag + "@192.0.2.50:5060";
+		d.remote_target = "sip:" + tag + "@127.0.0.50:5060";
 		d.route_set = "<sip:edge.a.example;lr>";
 		d.socket = "udp:127.0.0.1:5070";
 		d.local_contact = "sip:hsp.a.example:5070";
@@ -360,7 +360,7 @@ TEST_F(EngineTest, InitialNotifyForUnknownAorIsInit)
 	EXPECT_EQ(n.sub.aor, kAlice);
 	EXPECT_EQ(n.sub.aor_uri, "sip:" + kAlice);
 	EXPECT_EQ(n.sub.watcher, kAlice);
-	EXPECT_EQ(n.sub.remote_target, "sip:1@192.0.2.50:5060");
+	EXPECT_EQ(n.sub.remote_target, "sip:1@127.0.0.50:5060");
 	EXPECT_EQ(n.sub.route_set, "<sip:edge.a.example;lr>");
 	EXPECT_EQ(n.sub.version, 0u);
 	EXPECT_EQ(n.sub.cseq, 1u);
@@ -390,9 +390,9 @@ TEST_F(EngineTest, InitialNotifyForRecordWithoutBindingsIsTerminated)
 
 TEST_F(EngineTest, InitialNotifyListsEveryBinding)
 {
-	Binding b1 = binding("sip:alice@192.0.2.1:5060", kNow + 300, "cid-1", 7);
+	Binding b1 = binding("sip:alice@127.0.0.1:5060", kNow + 300, "cid-1", 7);
 	b1.q = 500;
-	Binding b2 = binding("sip:alice@192.0.2.2:5060;transport=tcp", kNow + 3600, "cid-2", 3);
+	Binding b2 = binding("sip:alice@127.0.0.2:5060;transport=tcp", kNow + 3600, "cid-2", 3);
 	b2.instance = kInstance;
 	b2.reg_id = 1;
 	b2.temp_gruu = "sip:tgruu.abc@a.example;gr";
@@ -404,7 +404,7 @@ TEST_F(EngineTest, InitialNotifyListsEveryBinding)
 	auto cs = p.nodes("//r:contact");
 	ASSERT_EQ(cs.size(), 2u);
 
-	EXPECT_EQ(A(cs[0], "id"), contact_id(kAlice, "sip:alice@192.0.2.1:5060"));
+	EXPECT_EQ(A(cs[0], "id"), contact_id(kAlice, "sip:alice@127.0.0.1:5060"));
 	EXPECT_EQ(A(cs[0], "state"), "active");
 	EXPECT_EQ(A(cs[0], "event"), "registered");
 	EXPECT_EQ(A(cs[0], "expires"), "300");
@@ -412,7 +412,7 @@ TEST_F(EngineTest, InitialNotifyListsEveryBinding)
 	EXPECT_EQ(A(cs[0], "callid"), "cid-1");
 	EXPECT_EQ(A(cs[0], "cseq"), "7");
 	EXPECT_EQ(A(cs[0], "duration-registered"), "0");
-	EXPECT_EQ(ParsedXml::text(p.node("r:uri", cs[0])), "sip:alice@192.0.2.1:5060");
+	EXPECT_EQ(ParsedXml::text(p.node("r:uri", cs[0])), "sip:alice@127.0.0.1:5060");
 	EXPECT_TRUE(p.nodes("gr:pub-gruu", cs[0]).empty());
 
 	EXPECT_EQ(A(cs[1], "id"), contact_id(kAlice, kInstance + ";reg-id=1"));
@@ -433,7 +433,7 @@ TEST_F(EngineTest, InitialNotifyListsEveryBinding)
 
 TEST_F(EngineTest, FetchGivesTerminatedTimeoutAndStoresNothing)
 {
-	host_.records[kAlice] = {binding("sip:alice@192.0.2.1", kNow + 100)};
+	host_.records[kAlice] = {binding("sip:alice@127.0.0.1", kNow + 100)};
 	SubscribeResponse res = engine_->subscribe(initial(kAlice, kAlice, 0));
 	ASSERT_EQ(res.code, 200);
 	EXPECT_EQ(header(res, "Expires"), "0");
@@ -473,12 +473,12 @@ TEST_F(EngineTest, RefreshSendsNextVersionAndCseq)
 	SubscribeRequest init = initial(kAlice, kAlice, 600);
 	subscribe_ok(init);
 	SubscribeRequest ref = in_dialog(init, 1200, 2, kNow + 500);
-	ref.dialog.remote_target = "sip:moved@192.0.2.77:5060";
+	ref.dialog.remote_target = "sip:moved@127.0.0.77:5060";
 	auto n = subscribe_ok(ref);
 	EXPECT_EQ(n.state, "active;expires=1200");
 	EXPECT_EQ(n.sub.version, 1u);
 	EXPECT_EQ(n.sub.cseq, 2u);
-	EXPECT_EQ(n.sub.remote_target, "sip:moved@192.0.2.77:5060");
+	EXPECT_EQ(n.sub.remote_target, "sip:moved@127.0.0.77:5060");
 	EXPECT_EQ(n.sub.expires_at, kNow + 500 + 1200);
 	EXPECT_VALID_BODY(n);
 	Reginfo p(n.body);
@@ -530,7 +530,7 @@ TEST_F(EngineTest, RefreshTooBriefIs423)
 
 TEST_F(EngineTest, BindingChangeWithoutSubscriptionsSendsNothingButRecordsMeta)
 {
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 3600, "cid", 4);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 3600, "cid", 4);
 	b.has_msg_info = true;
 	b.display_name = "Alice";
 	change(kAlice, b, Change::Insert, Cause::Register, {b}, kNow);
@@ -552,7 +552,7 @@ TEST_F(EngineTest, BindingChangeNotifiesEverySubscriptionWithIncreasingVersionAn
 	subscribe_ok(initial(kBob, kBob, 600, "bob"));
 	host_.sent.clear();
 
-	Binding b1 = binding("sip:alice@192.0.2.1", kNow + 3600, "cid-1", 1);
+	Binding b1 = binding("sip:alice@127.0.0.1", kNow + 3600, "cid-1", 1);
 	change(kAlice, b1, Change::Insert, Cause::Register, {b1}, kNow + 100);
 	ASSERT_EQ(host_.sent.size(), 2u) << "one NOTIFY per subscription of the AoR";
 	std::map<std::string, FakeHost::Notify> by_call;
@@ -571,7 +571,7 @@ TEST_F(EngineTest, BindingChangeNotifiesEverySubscriptionWithIncreasingVersionAn
 	}
 
 	host_.sent.clear();
-	Binding b2 = binding("sip:alice@192.0.2.2", kNow + 3600, "cid-2", 1);
+	Binding b2 = binding("sip:alice@127.0.0.2", kNow + 3600, "cid-2", 1);
 	change(kAlice, b2, Change::Insert, Cause::Register, {b1, b2}, kNow + 200);
 	ASSERT_EQ(host_.sent.size(), 2u);
 	for (const auto &n : host_.sent) {
@@ -595,7 +595,7 @@ TEST_F(EngineTest, FullDocumentOnRegisterRefreshAndUnregister)
 	host_.sent.clear();
 
 	// REGISTER creates a binding: event registered, duration 0.
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 3600, "cid-1", 1);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 3600, "cid-1", 1);
 	b.q = 1000;
 	change(kAlice, b, Change::Insert, Cause::Register, {b}, kNow);
 	ASSERT_EQ(host_.sent.size(), 1u);
@@ -604,7 +604,7 @@ TEST_F(EngineTest, FullDocumentOnRegisterRefreshAndUnregister)
 		EXPECT_VALID_BODY(host_.sent[0]);
 		xmlNodePtr c = p.node("//r:contact");
 		ASSERT_NE(c, nullptr);
-		EXPECT_EQ(A(c, "id"), contact_id(kAlice, "sip:alice@192.0.2.1"));
+		EXPECT_EQ(A(c, "id"), contact_id(kAlice, "sip:alice@127.0.0.1"));
 		EXPECT_EQ(A(c, "state"), "active");
 		EXPECT_EQ(A(c, "event"), "registered");
 		EXPECT_EQ(A(c, "duration-registered"), "0");
@@ -626,7 +626,7 @@ TEST_F(EngineTest, FullDocumentOnRegisterRefreshAndUnregister)
 		Reginfo p(host_.sent[1].body);
 		auto cs = p.nodes("//r:contact");
 		ASSERT_EQ(cs.size(), 1u) << "the changed binding appears once";
-		EXPECT_EQ(A(cs[0], "id"), contact_id(kAlice, "sip:alice@192.0.2.1"));
+		EXPECT_EQ(A(cs[0], "id"), contact_id(kAlice, "sip:alice@127.0.0.1"));
 		EXPECT_EQ(A(cs[0], "event"), "refreshed");
 		EXPECT_EQ(A(cs[0], "duration-registered"), "600");
 		EXPECT_EQ(A(cs[0], "expires"), "3600");
@@ -658,7 +658,7 @@ TEST_F(EngineTest, FullDocumentOnRegisterRefreshAndUnregister)
 		Reginfo p(host_.sent[3].body);
 		xmlNodePtr c = p.node("//r:contact");
 		ASSERT_NE(c, nullptr);
-		EXPECT_EQ(A(c, "id"), contact_id(kAlice, "sip:alice@192.0.2.1"));
+		EXPECT_EQ(A(c, "id"), contact_id(kAlice, "sip:alice@127.0.0.1"));
 		EXPECT_EQ(A(c, "state"), "terminated");
 		EXPECT_EQ(A(c, "event"), "unregistered");
 		EXPECT_EQ(A(c, "expires"), "0");
@@ -675,8 +675,8 @@ TEST_F(EngineTest, FullDocumentOnRegisterRefreshAndUnregister)
 TEST_F(EngineTest, EventsForExpiryAndAdministrativeChanges)
 {
 	subscribe_ok(initial(kAlice, kAlice, 3600));
-	Binding keep = binding("sip:alice@192.0.2.9", kNow + 3600, "cid-keep", 1);
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 100, "cid-1", 1);
+	Binding keep = binding("sip:alice@127.0.0.9", kNow + 3600, "cid-keep", 1);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 100, "cid-1", 1);
 	change(kAlice, keep, Change::Insert, Cause::Register, {keep}, kNow);
 	change(kAlice, b, Change::Insert, Cause::Admin, {keep, b}, kNow);    // created
 	change(kAlice, b, Change::Expire, Cause::Other, {keep}, kNow + 100);  // expired
@@ -714,7 +714,7 @@ TEST_F(EngineTest, EventsForExpiryAndAdministrativeChanges)
 TEST_F(EngineTest, DeletedBindingStillListedByUsrlocAppearsOnce)
 {
 	subscribe_ok(initial(kAlice, kAlice, 3600));
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 3600, "cid-1", 1);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 3600, "cid-1", 1);
 	change(kAlice, b, Change::Insert, Cause::Register, {b}, kNow);
 	host_.sent.clear();
 	engine_->binding_changed(kAlice, b, Change::Delete, Cause::Register, "", {b}, kNow + 5);
@@ -732,7 +732,7 @@ TEST_F(EngineTest, PartialStateCarriesOnlyTheChangedContact)
 	Config c;
 	c.partial_state = true;
 	make_engine(c);
-	Binding b1 = binding("sip:alice@192.0.2.1", kNow + 3600, "cid-1", 1);
+	Binding b1 = binding("sip:alice@127.0.0.1", kNow + 3600, "cid-1", 1);
 	host_.records[kAlice] = {b1};
 	auto first = subscribe_ok(initial(kAlice, kAlice, 3600));
 	{
@@ -741,7 +741,7 @@ TEST_F(EngineTest, PartialStateCarriesOnlyTheChangedContact)
 		EXPECT_EQ(p.nodes("//r:contact").size(), 1u);
 	}
 
-	Binding b2 = binding("sip:alice@192.0.2.2", kNow + 3600, "cid-2", 1);
+	Binding b2 = binding("sip:alice@127.0.0.2", kNow + 3600, "cid-2", 1);
 	change(kAlice, b2, Change::Insert, Cause::Register, {b1, b2}, kNow + 10);
 	ASSERT_EQ(host_.sent.size(), 2u);
 	const auto &n = host_.sent[1];
@@ -752,7 +752,7 @@ TEST_F(EngineTest, PartialStateCarriesOnlyTheChangedContact)
 	EXPECT_EQ(A(p.node("//r:registration"), "state"), "active");
 	auto cs = p.nodes("//r:contact");
 	ASSERT_EQ(cs.size(), 1u);
-	EXPECT_EQ(A(cs[0], "id"), contact_id(kAlice, "sip:alice@192.0.2.2"));
+	EXPECT_EQ(A(cs[0], "id"), contact_id(kAlice, "sip:alice@127.0.0.2"));
 	EXPECT_EQ(A(cs[0], "event"), "registered");
 
 	// Removing b1 while b2 remains: partial, one terminated contact, registration active.
@@ -764,7 +764,7 @@ TEST_F(EngineTest, PartialStateCarriesOnlyTheChangedContact)
 	EXPECT_EQ(A(p2.root(), "version"), "2");
 	auto cs2 = p2.nodes("//r:contact");
 	ASSERT_EQ(cs2.size(), 1u);
-	EXPECT_EQ(A(cs2[0], "id"), contact_id(kAlice, "sip:alice@192.0.2.1"));
+	EXPECT_EQ(A(cs2[0], "id"), contact_id(kAlice, "sip:alice@127.0.0.1"));
 	EXPECT_EQ(A(cs2[0], "state"), "terminated");
 	EXPECT_EQ(A(cs2[0], "event"), "expired");
 	EXPECT_EQ(A(p2.node("//r:registration"), "state"), "active");
@@ -781,8 +781,8 @@ TEST_F(EngineTest, PartialStateCarriesOnlyTheChangedContact)
 TEST_F(EngineTest, ContactIdsStableAcrossRefreshesAndDistinctPerBinding)
 {
 	subscribe_ok(initial(kAlice, kAlice, 3600));
-	Binding a = binding("sip:alice@192.0.2.1", kNow + 3600, "cid-a", 1);
-	Binding b = binding("sip:alice@192.0.2.2", kNow + 3600, "cid-b", 1);
+	Binding a = binding("sip:alice@127.0.0.1", kNow + 3600, "cid-a", 1);
+	Binding b = binding("sip:alice@127.0.0.2", kNow + 3600, "cid-b", 1);
 	change(kAlice, a, Change::Insert, Cause::Register, {a}, kNow);
 	change(kAlice, b, Change::Insert, Cause::Register, {a, b}, kNow + 1);
 	Binding a2 = a;
@@ -812,7 +812,7 @@ TEST_F(EngineTest, ContactIdsStableAcrossRefreshesAndDistinctPerBinding)
 
 TEST_F(EngineTest, InstanceAndRegIdKeyTheContactId)
 {
-	Binding b1 = binding("sip:alice@192.0.2.1;ob", kNow + 3600);
+	Binding b1 = binding("sip:alice@127.0.0.1;ob", kNow + 3600);
 	b1.instance = kInstance;
 	b1.reg_id = 1;
 	Binding moved = b1;  // same instance and flow after the UA changed address
@@ -826,8 +826,8 @@ TEST_F(EngineTest, InstanceAndRegIdKeyTheContactId)
 	EXPECT_EQ(contact_id(kAlice, b1.key()), contact_id(kAlice, moved.key()));
 	EXPECT_NE(contact_id(kAlice, b1.key()), contact_id(kAlice, flow2.key()));
 	EXPECT_NE(contact_id(kAlice, b1.key()), contact_id(kAlice, other.key()));
-	Binding plain = binding("sip:alice@192.0.2.1", kNow);
-	EXPECT_EQ(plain.key(), "sip:alice@192.0.2.1");
+	Binding plain = binding("sip:alice@127.0.0.1", kNow);
+	EXPECT_EQ(plain.key(), "sip:alice@127.0.0.1");
 
 	subscribe_ok(initial(kAlice, kAlice, 3600));
 	change(kAlice, b1, Change::Insert, Cause::Register, {b1}, kNow);
@@ -846,7 +846,7 @@ TEST_F(EngineTest, InstanceAndRegIdKeyTheContactId)
 TEST_F(EngineTest, GruuElementsAndTempGruuFirstCseqSurviveRefresh)
 {
 	subscribe_ok(initial(kAlice, kAlice, 3600));
-	Binding b = binding("sip:alice@192.0.2.1;ob", kNow + 3600, "cid-1", 9);
+	Binding b = binding("sip:alice@127.0.0.1;ob", kNow + 3600, "cid-1", 9);
 	b.instance = kInstance;
 	b.reg_id = 1;
 	b.temp_gruu = "sip:tgruu.7hs==jd7vnzga5w7fajsc7-ajd6fabz0f8g5@a.example;gr";
@@ -889,7 +889,7 @@ TEST_F(EngineTest, GruuElementsAndTempGruuFirstCseqSurviveRefresh)
 
 TEST_F(EngineTest, BindingMetadataOutlivesTheBinding)
 {
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 7200, "cid-1", 1);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 7200, "cid-1", 1);
 	change(kAlice, b, Change::Insert, Cause::Register, {b}, kNow);
 	long long ttl = imps::reply_int(redis_->command({"TTL", "imps:reginfo:bind:" + kAlice}).get());
 	EXPECT_GE(ttl, 7200 + 3600 - 5);
@@ -902,7 +902,7 @@ TEST_F(EngineTest, PermanentBindingMetadataDoesNotExpire)
 	// first-registration time, first CSeq (temp-gruu first-cseq), display name and params are
 	// gone while usrloc still has the binding: duration-registered restarts at 0 and the
 	// display name disappears from documents.
-	Binding perm = binding("sip:alice@192.0.2.1", 0, "cid-1", 1);
+	Binding perm = binding("sip:alice@127.0.0.1", 0, "cid-1", 1);
 	perm.has_msg_info = true;
 	perm.display_name = "Alice";
 	change(kAlice, perm, Change::Insert, Cause::Admin, {perm}, kNow);
@@ -914,7 +914,7 @@ TEST_F(EngineTest, PermanentBindingMetadataDoesNotExpire)
 TEST_F(EngineTest, PermanentBindingHasNoExpiresAttribute)
 {
 	subscribe_ok(initial(kAlice, kAlice, 3600));
-	Binding perm = binding("sip:alice@192.0.2.1", 0, "cid-1", 1);
+	Binding perm = binding("sip:alice@127.0.0.1", 0, "cid-1", 1);
 	change(kAlice, perm, Change::Insert, Cause::Admin, {perm}, kNow);
 	ASSERT_EQ(host_.sent.size(), 2u);
 	EXPECT_VALID_BODY(host_.sent[1]);
@@ -927,14 +927,14 @@ TEST_F(EngineTest, PermanentBindingHasNoExpiresAttribute)
 TEST_F(EngineTest, DisplayNameAndParamsKeptWhenUpdateHasNoMessage)
 {
 	subscribe_ok(initial(kAlice, kAlice, 3600));
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 3600, "cid-1", 1);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 3600, "cid-1", 1);
 	b.has_msg_info = true;
 	b.display_name = "Alice Liddell";
 	b.params = ";audio;+sip.methods=\"INVITE,MESSAGE\"";
 	change(kAlice, b, Change::Insert, Cause::Register, {b}, kNow);
 
 	// usrloc reports an update without a REGISTER (RPC, replication): no display name at hand.
-	Binding u = binding("sip:alice@192.0.2.1", kNow + 7200, "cid-1", 1);
+	Binding u = binding("sip:alice@127.0.0.1", kNow + 7200, "cid-1", 1);
 	change(kAlice, u, Change::Update, Cause::Other, {u}, kNow + 10);
 	ASSERT_EQ(host_.sent.size(), 3u);
 	for (size_t i = 1; i < 3; ++i) {
@@ -958,7 +958,7 @@ TEST_F(EngineTest, DisplayNameAndParamsKeptWhenUpdateHasNoMessage)
 
 TEST_F(EngineTest, DurationRegisteredInFullDocumentComesFromFirstRegistration)
 {
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 3600, "cid-1", 1);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 3600, "cid-1", 1);
 	change(kAlice, b, Change::Insert, Cause::Register, {b}, kNow);
 	auto n = subscribe_ok(initial(kAlice, kAlice, 3600, "x", kNow + 1234));
 	Reginfo p(n.body);
@@ -970,7 +970,7 @@ TEST_F(EngineTest, DurationRegisteredInFullDocumentComesFromFirstRegistration)
 TEST_F(EngineTest, HostileValuesStillGiveValidDocuments)
 {
 	subscribe_ok(initial(kAlice, kAlice, 3600));
-	Binding b = binding("sip:alice@192.0.2.1;x=\"<&>\"", kNow + 3600, "cid<&\"'>\r\n\x01\x1b", 1);
+	Binding b = binding("sip:alice@127.0.0.1;x=\"<&>\"", kNow + 3600, "cid<&\"'>\r\n\x01\x1b", 1);
 	b.has_msg_info = true;
 	b.display_name = "\"Mallory\" <evil> & co\x07\x0b";
 	b.params = ";x=\"</unknown-param><inject/>\";y=\"\x02\"";
@@ -982,7 +982,7 @@ TEST_F(EngineTest, HostileValuesStillGiveValidDocuments)
 	ASSERT_TRUE(p.ok()) << p.errors();
 	xmlNodePtr c = p.node("//r:contact");
 	EXPECT_EQ(A(c, "callid"), "cid<&\"'>    ");
-	EXPECT_EQ(ParsedXml::text(p.node("r:uri", c)), "sip:alice@192.0.2.1;x=\"<&>\"");
+	EXPECT_EQ(ParsedXml::text(p.node("r:uri", c)), "sip:alice@127.0.0.1;x=\"<&>\"");
 	EXPECT_EQ(ParsedXml::text(p.node("r:display-name", c)), "\"Mallory\" <evil> & co  ");
 	auto ups = p.nodes("r:unknown-param", c);
 	ASSERT_EQ(ups.size(), 2u);
@@ -997,7 +997,7 @@ TEST_F(EngineTest, Latin1DisplayNameFromRegisterGivesWellFormedNotify)
 	// display name is Latin-1 ("M\xfcller") makes the reg NOTIFY body ill-formed XML, and as the
 	// display name is kept in the binding's metadata, every later full document of the AoR too.
 	subscribe_ok(initial(kAlice, kAlice, 3600));
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 3600, "cid-1", 1);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 3600, "cid-1", 1);
 	b.has_msg_info = true;
 	b.display_name = "M\xfcller";
 	change(kAlice, b, Change::Insert, Cause::Register, {b}, kNow);
@@ -1016,7 +1016,7 @@ TEST_F(EngineTest, Latin1DisplayNameFromRegisterGivesWellFormedNotify)
 
 TEST_F(EngineTest, ExpireSendsTerminatedTimeoutAndRemoves)
 {
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 7200, "cid-1", 1);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 7200, "cid-1", 1);
 	host_.records[kAlice] = {b};
 	subscribe_ok(initial(kAlice, kAlice, 600, "short"));
 	subscribe_ok(initial(kAlice, kAlice, 1200, "long"));
@@ -1079,7 +1079,7 @@ TEST_F(EngineTest, NotifyFailed481Removes)
 	engine_->notify_failed(n.sub.sid, kAlice, 481);
 	EXPECT_EQ(host_.st(Stat::ActiveSubscriptions), 0);
 	host_.sent.clear();
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 3600);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 3600);
 	change(kAlice, b, Change::Insert, Cause::Register, {b}, kNow + 1);
 	EXPECT_TRUE(host_.sent.empty());
 }
@@ -1127,7 +1127,7 @@ TEST_F(EngineTest, SendFailureCountsAsFailed)
 
 TEST_F(EngineTest, ShowBuildsVersionZeroFullDocument)
 {
-	Binding b = binding("sip:alice@192.0.2.1", kNow + 60, "cid-1", 1);
+	Binding b = binding("sip:alice@127.0.0.1", kNow + 60, "cid-1", 1);
 	host_.records[kAlice] = {b};
 	std::string xml = engine_->show(kAlice, kNow);
 	ASSERT_TRUE(SchemaValid(xml));

@@ -39,7 +39,7 @@ Subscription make_sub(const std::string &sid, const std::string &aor, long long 
 	s.local_tag = "lt-" + sid;
 	s.remote_uri = "sip:" + aor;
 	s.local_uri = "sip:" + aor;
-	s.remote_target = "sip:ua-" + sid + "@192.0.2.10:5060;transport=tcp";
+	s.remote_target = "sip:ua-" + sid + "@127.0.0.10:5060;transport=tcp";
 	s.route_set = "<sip:edge.a.example;lr>,<sip:hsp.a.example;lr>";
 	s.socket = "udp:127.0.0.1:5070";
 	s.local_contact = "sip:hsp.a.example:5070";
@@ -344,13 +344,13 @@ TEST_F(StoreTest, RefreshOkUpdatesExpiryTargetAndCounters)
 	r.sid = "s1";
 	r.expires_at = kNow + 1200;
 	r.remote_cseq = 2;
-	r.remote_target = "sip:new-target@192.0.2.99:5062";
+	r.remote_target = "sip:new-target@127.0.0.99:5062";
 	ASSERT_EQ(store_->refresh(r, false), SubscribeOutcome::Ok);
 	// r is filled from the store.
 	EXPECT_EQ(r.aor, "alice@a.example");
 	EXPECT_EQ(r.callid, s.callid);
 	EXPECT_EQ(r.route_set, s.route_set);
-	EXPECT_EQ(r.remote_target, "sip:new-target@192.0.2.99:5062");
+	EXPECT_EQ(r.remote_target, "sip:new-target@127.0.0.99:5062");
 	EXPECT_EQ(r.expires_at, kNow + 1200);
 	EXPECT_EQ(r.remote_cseq, 2);
 	EXPECT_EQ(r.version, 1u);
@@ -362,7 +362,7 @@ TEST_F(StoreTest, RefreshOkUpdatesExpiryTargetAndCounters)
 	r2.expires_at = kNow + 1500;
 	r2.remote_cseq = 2;
 	ASSERT_EQ(store_->refresh(r2, false), SubscribeOutcome::Ok);
-	EXPECT_EQ(r2.remote_target, "sip:new-target@192.0.2.99:5062");
+	EXPECT_EQ(r2.remote_target, "sip:new-target@127.0.0.99:5062");
 	EXPECT_EQ(r2.version, 2u);
 	EXPECT_EQ(r2.cseq, 3u);
 

@@ -18,7 +18,7 @@ using imps::test::SchemaValid;
 
 namespace {
 
-ContactEntry basic_contact(const std::string &id = "c1", const std::string &uri = "sip:alice@192.0.2.1:5060")
+ContactEntry basic_contact(const std::string &id = "c1", const std::string &uri = "sip:alice@127.0.0.1:5060")
 {
 	ContactEntry c;
 	c.id = id;
@@ -140,10 +140,10 @@ TEST(StableIds, RegistrationIdIsDeterministicAndPerAor)
 
 TEST(StableIds, ContactIdIsPerAorAndBinding)
 {
-	std::string c1 = contact_id("alice@a.example", "sip:alice@192.0.2.1");
-	EXPECT_EQ(c1, contact_id("alice@a.example", "sip:alice@192.0.2.1"));
-	EXPECT_NE(c1, contact_id("alice@a.example", "sip:alice@192.0.2.2"));
-	EXPECT_NE(c1, contact_id("bob@a.example", "sip:alice@192.0.2.1"));
+	std::string c1 = contact_id("alice@a.example", "sip:alice@127.0.0.1");
+	EXPECT_EQ(c1, contact_id("alice@a.example", "sip:alice@127.0.0.1"));
+	EXPECT_NE(c1, contact_id("alice@a.example", "sip:alice@127.0.0.2"));
+	EXPECT_NE(c1, contact_id("bob@a.example", "sip:alice@127.0.0.1"));
 	EXPECT_TRUE(std::regex_match(c1, std::regex("c[0-9a-f]{16}"))) << c1;
 	// The separator keeps (aor, key) pairs apart that concatenate to the same bytes.
 	EXPECT_NE(contact_id("a", "bc"), contact_id("ab", "c"));
@@ -186,7 +186,7 @@ TEST(Build, MinimalFullDocument)
 	auto kids = ParsedXml::children(cs[0]);
 	ASSERT_EQ(kids.size(), 1u);
 	EXPECT_EQ(ParsedXml::name(kids[0]), "uri");
-	EXPECT_EQ(ParsedXml::text(kids[0]), "sip:alice@192.0.2.1:5060");
+	EXPECT_EQ(ParsedXml::text(kids[0]), "sip:alice@127.0.0.1:5060");
 }
 
 TEST(Build, AllContactAttributes)
@@ -196,7 +196,7 @@ TEST(Build, AllContactAttributes)
 	c.expires = 3600;
 	c.duration_registered = 0;
 	c.q = 800;
-	c.callid = "abc123@192.0.2.1";
+	c.callid = "abc123@127.0.0.1";
 	c.cseq = 17;
 	c.display_name = "Alice";
 	std::string xml = build(d);
@@ -207,7 +207,7 @@ TEST(Build, AllContactAttributes)
 	EXPECT_EQ(A(cn, "expires"), "3600");
 	EXPECT_EQ(A(cn, "duration-registered"), "0");
 	EXPECT_EQ(A(cn, "q"), "0.8");
-	EXPECT_EQ(A(cn, "callid"), "abc123@192.0.2.1");
+	EXPECT_EQ(A(cn, "callid"), "abc123@127.0.0.1");
 	EXPECT_EQ(A(cn, "cseq"), "17");
 	auto kids = ParsedXml::children(cn);
 	ASSERT_EQ(kids.size(), 2u);
@@ -287,7 +287,7 @@ TEST(Build, PartialStateAndVersion)
 TEST(Build, MultipleContactsKeepOrder)
 {
 	Document d = basic_doc();
-	d.contacts.push_back(basic_contact("c2", "sip:alice@192.0.2.2"));
+	d.contacts.push_back(basic_contact("c2", "sip:alice@127.0.0.2"));
 	d.contacts.push_back(basic_contact("c3", "sips:alice@pc33.a.example:5061;transport=tls"));
 	d.contacts[1].active = false;
 	d.contacts[1].event = "expired";
@@ -381,7 +381,7 @@ TEST(Build, TempGruuWithoutFirstCseqGetsZero)
 TEST(Build, GruuNamespaceDeclaredOnlyWhenUsed)
 {
 	Document d = basic_doc();
-	d.contacts.push_back(basic_contact("c2", "sip:alice@192.0.2.2"));
+	d.contacts.push_back(basic_contact("c2", "sip:alice@127.0.0.2"));
 	d.contacts[1].pub_gruu = "sip:alice@a.example;gr=urn:uuid:1";
 	std::string xml = build(d);
 	ASSERT_TRUE(SchemaValid(xml));
@@ -398,7 +398,7 @@ TEST(Escaping, MarkupCharactersRoundTrip)
 	Document d = basic_doc();
 	d.aor = "sip:al&ice@a.example";
 	ContactEntry &c = d.contacts[0];
-	c.uri = "sip:alice@192.0.2.1;x=\"<a&b>\";y='c'";
+	c.uri = "sip:alice@127.0.0.1;x=\"<a&b>\";y='c'";
 	c.display_name = "\"Alice\" <the & only> 'A'";
 	c.callid = "id<&>\"'@host";
 	c.params = {{"x\"<&>", "v\"<&>'"}};
@@ -431,7 +431,7 @@ TEST(Escaping, ControlCharactersStillGiveWellFormedXml)
 	Document d = basic_doc();
 	d.aor = "sip:alice@a.example" + ctl;
 	ContactEntry &c = d.contacts[0];
-	c.uri = "sip:alice@192.0.2.1" + ctl;
+	c.uri = "sip:alice@127.0.0.1" + ctl;
 	c.display_name = "Al" + ctl + "ice";
 	c.callid = "cid" + ctl;
 	c.params = {{"p" + ctl, "v" + ctl}};
@@ -449,7 +449,7 @@ TEST(Escaping, ControlCharactersStillGiveWellFormedXml)
 	xmlNodePtr cn = p.node("//r:contact");
 	EXPECT_EQ(A(p.node("//r:registration"), "aor"), "sip:alice@a.example" + repl);
 	EXPECT_EQ(A(cn, "callid"), "cid" + repl);
-	EXPECT_EQ(ParsedXml::text(p.node("r:uri", cn)), "sip:alice@192.0.2.1" + repl);
+	EXPECT_EQ(ParsedXml::text(p.node("r:uri", cn)), "sip:alice@127.0.0.1" + repl);
 	EXPECT_EQ(ParsedXml::text(p.node("r:display-name", cn)), "Al" + repl + "ice");
 	xmlNodePtr up = p.node("r:unknown-param", cn);
 	EXPECT_EQ(A(up, "name"), "p" + repl);
@@ -502,7 +502,7 @@ TEST(Escaping, InvalidUtf8FromTheWireStillGivesWellFormedXml)
 			std::string f = field;
 			if (f == "display-name") ce.display_name = c.bad;
 			if (f == "callid") ce.callid = c.bad;
-			if (f == "uri") ce.uri = "sip:" + c.bad + "@192.0.2.1";
+			if (f == "uri") ce.uri = "sip:" + c.bad + "@127.0.0.1";
 			if (f == "unknown-param") ce.params = {{"x", c.bad}};
 			std::string xml = build(d);
 			Reginfo p(xml);
