@@ -15,7 +15,9 @@ KSRC    := $(BUILD)/kamailio-src
 CDEFS_MK := $(BUILD)/kamailio-cdefs.mk
 ABI_STAMP := $(BUILD)/abi.ok
 DEPS_STAMP := $(BUILD)/deps.ok
-MODULES := imps_reginfo
+# every modules/imps_* folder with a Kamailio shim (<name>_mod.c) is a module
+MODULES := $(patsubst modules/%/,%,$(dir $(wildcard modules/imps_*/imps_*_mod.c)))
+CORE_MODULES := $(patsubst modules/%/core/,%,$(dir $(wildcard modules/imps_*/core/*.cpp)))
 
 PREFIX  ?=
 MODDIR  ?= $(PREFIX)/usr/lib/x86_64-linux-gnu/kamailio/modules
@@ -96,7 +98,7 @@ core_objs = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard modules/$(1)/core/*.cpp
 UNIT_SRCS := $(wildcard tests/unit/*/*.cpp)
 UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(BUILD)/obj/%.o)
 UNIT_BIN  := $(BUILD)/tests/unit_tests
-$(UNIT_BIN): $(UNIT_OBJS) $(COMMON_OBJS) $(foreach m,$(MODULES),$(call core_objs,$(m)))
+$(UNIT_BIN): $(UNIT_OBJS) $(COMMON_OBJS) $(foreach m,$(sort $(CORE_MODULES)),$(call core_objs,$(m)))
 	@mkdir -p $(dir $@)
 	$(CXX) -o $@ $^ $(PKG_LIBS) -lgtest -lgtest_main -lpthread
 

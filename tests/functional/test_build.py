@@ -14,7 +14,9 @@ MODULES = sorted(glob.glob(os.path.join(imps_net.BUILD_MODULES, "imps_*.so")))
 
 def test_every_module_is_built():
     names = {os.path.basename(m) for m in MODULES}
-    expected = {f"{d}.so" for d in os.listdir(os.path.join(ROOT, "modules")) if d.startswith("imps_")}
+    # a module is a modules/imps_* folder with its Kamailio shim (<name>_mod.c)
+    expected = {f"{d}.so" for d in os.listdir(os.path.join(ROOT, "modules"))
+                if d.startswith("imps_") and os.path.exists(os.path.join(ROOT, "modules", d, f"{d}_mod.c"))}
     assert expected and names == expected
 
 
