@@ -243,6 +243,9 @@ std::string sign_request(Packet &p, std::string_view secret)
 		p.authenticator.fill(0);
 	} else {
 		p.authenticator = random_authenticator();
+		// a clear-text User-Password is hidden with this request's authenticator
+		for (auto &a : p.attrs)
+			if (a.type == kUserPassword && a.vendor == 0) a.value = hide_password(a.value, secret, p.authenticator);
 	}
 	std::string w = encode(p);
 	size_t off = message_authenticator_offset(w);

@@ -101,6 +101,7 @@ std::string unhide_password(std::string_view hidden, std::string_view secret, co
 // Builds a request ready to send: Access-Request and Status-Server get a random Request
 // Authenticator (kept in p.authenticator) and a Message-Authenticator (RFC 3579, RFC 5997);
 // Accounting-Request gets its Message-Authenticator and the RFC 2866 Request Authenticator.
+// A User-Password attribute is given in clear and hidden here (RFC 2865 5.2).
 std::string sign_request(Packet &p, std::string_view secret);
 
 // Checks a response against the request it answers: identifier, Response Authenticator

@@ -1,0 +1,371 @@
+// The RADIUS client against a real FreeRADIUS (the project's cfg/freeradius, started by the
+// test on free ports) and against a small responder in the test that answers right, forges,
+// answers late, or stays silent.
+#include "imps_aaa/core/client.hpp"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+using namespace imps::aaa;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+int free_udp_port()
+{
+	int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+	sockaddr_in a{};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a));
+	socklen_t l = sizeof(a);
+	::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &l);
+	::close(fd);
+	return ntohs(a.sin_port);
+}
+
+std::string conf_dir()
+{
+	auto p = std::filesystem::current_path();
+	for (int i = 0; i < 6; ++i, p = p.parent_path())
+		if (std::filesystem::exists(p / "cfg/freeradius/radiusd.conf")) return (p / "cfg/freeradius").string();
+	return "cfg/freeradius";
+}
+
+// FreeRADIUS from Debian with the project's configuration.
+class FreeRadius {
+public:
+	FreeRadius()
+	{
+		auth_port = free_udp_port();
+		acct_port = free_udp_port();
+		char tmpl[] = "/tmp/imps-fr-XXXXXX";
+		dir = ::mkdtemp(tmpl);
+		pid = ::fork();
+		if (pid == 0) {
+			::setenv("IMPS_RADIUS_CONF", conf_dir().c_str(), 1);
+			::setenv("IMPS_RADIUS_RUN", dir.c_str(), 1);
+			::setenv("IMPS_RADIUS_ADDR", "127.0.0.1", 1);
+			::setenv("IMPS_RADIUS_AUTH_PORT", std::to_string(auth_port).c_str(), 1);
+			::setenv("IMPS_RADIUS_ACCT_PORT", std::to_string(acct_port).c_str(), 1);
+			::setenv("IMPS_RADIUS_SECRET", "unit-secret", 1);
+			::setenv("IMPS_RADIUS_CLIENT_NET", "127.0.0.0/8", 1);
+			std::string d = conf_dir();
+			::execl("/usr/sbin/freeradius", "freeradius", "-f", "-d", d.c_str(), "-D",
+					"/usr/share/freeradius", static_cast<char *>(nullptr));
+			::_exit(127);
+		}
+		// ready when it answers a Status-Server
+		ClientConfig c;
+		c.servers.push_back({"127.0.0.1", static_cast<uint16_t>(auth_port), "unit-secret"});
+		c.timeout_ms = 100;
+		c.retries = 0;
+		c.budget_ms = 100;
+		c.dead_time_s = 0;
+		for (int i = 0; i < 100; ++i) {
+			Client cl(c);
+			Packet p;
+			p.code = kStatusServer;
+			if (cl.send(p).outcome == Outcome::Accept) return;
+			std::this_thread::sleep_for(std::chrono::milliseconds(50));
+		}
+		ADD_FAILURE() << "FreeRADIUS did not start";
+	}
+	~FreeRadius()
+	{
+		if (pid > 0) {
+			::kill(pid, SIGTERM);
+			::waitpid(pid, nullptr, 0);
+		}
+		std::filesystem::remove_all(dir);
+	}
+	int auth_port = 0, acct_port = 0;
+	pid_t pid = -1;
+	std::string dir;
+};
+
+// A UDP responder on 127.0.0.1 answering with a function of the request.
+class Responder {
+public:
+	using Fn = std::function<std::vector<std::string>(const std::string &req)>;
+	explicit Responder(Fn fn) : fn_(std::move(fn))
+	{
+		fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
+		sockaddr_in a{};
+		a.sin_family = AF_INET;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		::bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof(a));
+		socklen_t l = sizeof(a);
+		::getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &l);
+		port = ntohs(a.sin_port);
+		timeval tv{0, 50000};
+		::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		th_ = std::thread([this] { loop(); });
+	}
+	~Responder()
+	{
+		stop_ = true;
+		th_.join();
+		::close(fd_);
+	}
+	int port = 0;
+	std::atomic<int> received{0};
+
+private:
+	void loop()
+	{
+		char buf[4096];
+		while (!stop_) {
+			sockaddr_in from{};
+			socklen_t fl = sizeof(from);
+			ssize_t n = ::recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr *>(&from), &fl);
+			if (n <= 0) continue;
+			++received;
+			for (const auto &out : fn_(std::string(buf, static_cast<size_t>(n))))
+				::sendto(fd_, out.data(), out.size(), 0, reinterpret_cast<sockaddr *>(&from), fl);
+		}
+	}
+	Fn fn_;
+	int fd_ = -1;
+	std::thread th_;
+	std::atomic<bool> stop_{false};
+};
+
+// What a right server answers.
+std::string accept_for(const std::string &req, const std::string &secret, bool ma = true,
+		uint8_t code = kAccessAccept)
+{
+	auto r = decode(req);
+	Packet resp;
+	resp.code = code;
+	resp.id = r->id;
+	return sign_response(resp, r->authenticator, secret, ma);
+}
+
+Packet authorize(const std::string &user, const std::string &service)
+{
+	Packet p;
+	p.code = kAccessRequest;
+	p.add(kUserName, user);
+	p.add_int(kServiceType, 17);  // Authorize-Only
+	p.add_vsa(kImpsVendorId, kImpsService, service);
+	return p;
+}
+
+ClientConfig one(int port, const std::string &secret = "s")
+{
+	ClientConfig c;
+	c.servers.push_back({"127.0.0.1", static_cast<uint16_t>(port), secret});
+	c.timeout_ms = 150;
+	c.retries = 1;
+	c.budget_ms = 1000;
+	c.dead_time_s = 30;
+	return c;
+}
+
+}  // namespace
+
+class RealFreeRadius : public ::testing::Test {
+protected:
+	static void SetUpTestSuite() { fr_ = new FreeRadius(); }
+	static void TearDownTestSuite()
+	{
+		delete fr_;
+		fr_ = nullptr;
+	}
+	ClientConfig cfg() const { return one(fr_->auth_port, "unit-secret"); }
+	static FreeRadius *fr_;
+};
+FreeRadius *RealFreeRadius::fr_ = nullptr;
+
+TEST_F(RealFreeRadius, PapPasswordAcceptedAndRejected)
+{
+	Client c(cfg());
+	for (auto [pw, outcome] : {std::pair<const char *, Outcome>{"alice-secret", Outcome::Accept},
+				 {"wrong", Outcome::Reject}, {"", Outcome::Reject}}) {
+		Packet p;
+		p.code = kAccessRequest;
+		p.add(kUserName, "alice");
+		p.add(kUserPassword, pw);  // hidden by the client against its own authenticator
+		auto r = c.send(p);
+		EXPECT_EQ(r.outcome, outcome) << pw << ": " << r.error;
+	}
+}
+
+TEST_F(RealFreeRadius, AuthorizationReplyAttributes)
+{
+	Client c(cfg());
+	auto r = c.send(authorize("alice", "publish"));
+	ASSERT_EQ(r.outcome, Outcome::Accept) << r.error;
+	EXPECT_EQ(int_value(*r.reply.find_vsa(kImpsVendorId, kImpsMaxExpires)), 3600u);
+	EXPECT_EQ(r.reply.find(kClass)->value, "gold");
+}
+
+TEST_F(RealFreeRadius, ServiceAuthorization)
+{
+	Client c(cfg());
+	auto carol_pub = c.send(authorize("carol", "publish"));
+	ASSERT_EQ(carol_pub.outcome, Outcome::Reject) << carol_pub.error;
+	EXPECT_EQ(carol_pub.reply.find(kReplyMessage)->value, "carol is not entitled to publish");
+	EXPECT_EQ(c.send(authorize("carol", "subscribe")).outcome, Outcome::Accept);
+	EXPECT_EQ(c.send(authorize("bob", "register")).outcome, Outcome::Accept);
+	auto unknown = c.send(authorize("mallory", "register"));
+	EXPECT_EQ(unknown.outcome, Outcome::Reject);
+	EXPECT_EQ(unknown.reply.find(kReplyMessage)->value, "unknown subscriber");
+	EXPECT_EQ(c.forged(), 0u);
+	EXPECT_GT(c.servers()[0].rtt_ms, 0.0);
+}
+
+TEST_F(RealFreeRadius, AccountingStartAndStop)
+{
+	ClientConfig a = one(fr_->acct_port, "unit-secret");
+	Client c(a);
+	for (uint32_t status : {1u, 2u}) {
+		Packet p;
+		p.code = kAccountingRequest;
+		p.add_int(kAcctStatusType, status);
+		p.add(kAcctSessionId, "unit-session-1");
+		p.add(kUserName, "alice");
+		auto r = c.send(p);
+		EXPECT_EQ(r.outcome, Outcome::AccountingOk) << r.error;
+	}
+}
+
+TEST(RadiusClient, ForgedRepliesAreDroppedAndCounted)
+{
+	// every request gets three replies: no Message-Authenticator, a wrong one, then the right one
+	Responder r([](const std::string &req) {
+		auto p = decode(req);
+		Packet bad;
+		bad.code = kAccessAccept;
+		bad.id = p->id;
+		std::string no_ma = sign_response(bad, p->authenticator, "s", false);
+		std::string wrong_ma = sign_response(bad, p->authenticator, "not-the-secret", true);
+		return std::vector<std::string>{no_ma, wrong_ma, accept_for(req, "s", true, kAccessReject)};
+	});
+	Client c(one(r.port));
+	auto res = c.send(authorize("alice", "publish"));
+	EXPECT_EQ(res.outcome, Outcome::Reject);  // only the genuine reply counts
+	EXPECT_EQ(c.forged(), 2u);
+	EXPECT_EQ(c.servers()[0].dropped, 2u);
+}
+
+TEST(RadiusClient, OnlyForgedRepliesMeanUnavailableWithinBudget)
+{
+	Responder r([](const std::string &req) {
+		auto p = decode(req);
+		Packet bad;
+		bad.code = kAccessAccept;
+		bad.id = p->id;
+		return std::vector<std::string>{sign_response(bad, p->authenticator, "s", false)};
+	});
+	Client c(one(r.port));
+	auto t0 = Clock::now();
+	auto res = c.send(authorize("alice", "publish"));
+	auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+	EXPECT_EQ(res.outcome, Outcome::Unavailable);
+	EXPECT_EQ(c.forged(), 2u);  // first try and one retry
+	EXPECT_LE(ms, 1000);
+}
+
+TEST(RadiusClient, LateReplyToAnEarlierRequestIsIgnored)
+{
+	std::atomic<int> n{0};
+	std::string first;
+	Responder r([&](const std::string &req) -> std::vector<std::string> {
+		if (n++ == 0) {
+			first = req;
+			return {};  // the first request times out
+		}
+		// the late answer to the first request arrives, then the right one
+		return {accept_for(first, "s"), accept_for(req, "s", true, kAccessReject)};
+	});
+	ClientConfig cfg = one(r.port);
+	cfg.retries = 0;
+	cfg.dead_time_s = 0;
+	Client c(cfg);
+	EXPECT_EQ(c.send(authorize("a", "register")).outcome, Outcome::Unavailable);
+	auto res = c.send(authorize("a", "register"));
+	EXPECT_EQ(res.outcome, Outcome::Reject);
+}
+
+TEST(RadiusClient, DeadServerFailoverAndBoundedTime)
+{
+	Responder silent([](const std::string &) { return std::vector<std::string>{}; });
+	Responder good([](const std::string &req) { return std::vector<std::string>{accept_for(req, "s")}; });
+	ClientConfig cfg = one(silent.port);
+	cfg.servers.push_back({"127.0.0.1", static_cast<uint16_t>(good.port), "s"});
+	Client c(cfg);
+	auto t0 = Clock::now();
+	auto res = c.send(authorize("alice", "publish"));
+	auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+	ASSERT_EQ(res.outcome, Outcome::Accept) << res.error;
+	EXPECT_EQ(res.server, 1);
+	EXPECT_GE(ms, 250);  // two tries of 150 ms at the silent one
+	EXPECT_LE(ms, 1000);
+	EXPECT_TRUE(c.servers()[0].dead);
+	EXPECT_EQ(c.servers()[0].timeouts, 2u);
+	EXPECT_EQ(c.servers()[1].failovers, 1u);
+	// the dead server is skipped now: the next request is answered at once
+	t0 = Clock::now();
+	EXPECT_EQ(c.send(authorize("alice", "publish")).outcome, Outcome::Accept);
+	ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+	EXPECT_LT(ms, 100);
+	EXPECT_EQ(silent.received.load(), 2);
+}
+
+TEST(RadiusClient, EveryServerDownAnswersUnavailableWithinTheBudget)
+{
+	int p1 = free_udp_port(), p2 = free_udp_port();  // nothing listens
+	ClientConfig cfg = one(p1);
+	cfg.servers.push_back({"127.0.0.1", static_cast<uint16_t>(p2), "s"});
+	Client c(cfg);
+	auto t0 = Clock::now();
+	auto res = c.send(authorize("alice", "publish"));
+	auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+	EXPECT_EQ(res.outcome, Outcome::Unavailable);
+	EXPECT_LE(ms, 1000);
+	// both held down: the next request costs nothing
+	t0 = Clock::now();
+	res = c.send(authorize("alice", "publish"));
+	EXPECT_EQ(res.outcome, Outcome::Unavailable);
+	EXPECT_EQ(res.error, "every RADIUS server is dead");
+	EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 20);
+}
+
+TEST(RadiusClient, DeadServerIsProbedBackWithStatusServer)
+{
+	std::atomic<bool> up{false};
+	std::atomic<int> status_seen{0};
+	Responder r([&](const std::string &req) -> std::vector<std::string> {
+		if (!up) return {};
+		auto p = decode(req);
+		if (p->code == kStatusServer) ++status_seen;
+		return {accept_for(req, "s")};
+	});
+	ClientConfig cfg = one(r.port);
+	cfg.dead_time_s = 1;
+	cfg.retries = 0;
+	Client c(cfg);
+	EXPECT_EQ(c.send(authorize("a", "register")).outcome, Outcome::Unavailable);
+	EXPECT_TRUE(c.servers()[0].dead);
+	up = true;
+	EXPECT_EQ(c.send(authorize("a", "register")).outcome, Outcome::Unavailable);  // still held down
+	std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+	EXPECT_EQ(c.send(authorize("a", "register")).outcome, Outcome::Accept);
+	EXPECT_EQ(status_seen.load(), 1);
+	EXPECT_FALSE(c.servers()[0].dead);
+}
