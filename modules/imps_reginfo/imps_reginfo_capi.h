@@ -141,7 +141,8 @@ int imps_reginfo_binding_changed(imps_str_t aor, const imps_reginfo_binding_t *c
 
 /* expires subscriptions due at now; returns how many, -1 on store failure */
 int imps_reginfo_expire(long long now) IMPS_NOEXCEPT;
-void imps_reginfo_notify_failed(imps_str_t sid, imps_str_t aor, int code) IMPS_NOEXCEPT;
+/* a NOTIFY got a final reply >= 300 (408: timed out); retry_after: the reply had one */
+void imps_reginfo_notify_failed(imps_str_t sid, imps_str_t aor, int code, int retry_after) IMPS_NOEXCEPT;
 
 int imps_reginfo_show(imps_str_t aor, long long now, void (*sink)(void *ctx, imps_str_t doc),
 		void *ctx) IMPS_NOEXCEPT;

@@ -71,6 +71,8 @@ static udomain_t *ul_dom = NULL;
 
 /* the REGISTER this process is running the script for (usrloc callbacks read its Contacts) */
 static struct sip_msg *cur_register = NULL;
+/* the AoR whose usrloc slot this process holds while answering an initial SUBSCRIBE */
+static str locked_aor = {0, 0};
 /* set by imps_reginfo.terminate around its usrloc deletions */
 static const char *admin_event = NULL;
 
@@ -285,11 +287,9 @@ static void msg_contact_info(struct binding_buf *bb, ucontact_t *c, str *params,
 				bb->b.display_name = IS(dn);
 			}
 			for(pr = ct->params; pr; pr = pr->next) {
-				if(pr->body.len > 0)
-					r = snprintf(pbuf + n, psize - n, ";%.*s=%.*s", pr->name.len,
-							pr->name.s, pr->body.len, pr->body.s);
-				else
-					r = snprintf(pbuf + n, psize - n, ";%.*s", pr->name.len, pr->name.s);
+				/* the parameter as written (len covers name, '=' and a quoted value) */
+				r = snprintf(pbuf + n, psize - n, ";%.*s", pr->len > 0 ? pr->len : pr->name.len,
+						pr->name.s);
 				if(r < 0 || r >= psize - n)
 					break;
 				n += r;
@@ -315,11 +315,14 @@ static void ul_contact_cb(ucontact_t *c, int type, void *param)
 	struct binding_buf changed;
 	char pbuf[1024];
 	str params = {0, 0};
-	urecord_t *r = NULL;
 	ucontact_t *p;
-	udomain_t *d = NULL;
 	time_t now = time(NULL);
 	int change, cause, n = 0;
+
+	/* usrloc runs callbacks for every table: only ours */
+	if(c->domain == NULL || c->domain->len != (int)strlen(usrloc_domain)
+			|| strncmp(c->domain->s, usrloc_domain, c->domain->len) != 0)
+		return;
 
 	if(type & UL_CONTACT_INSERT)
 		change = IMPS_CHANGE_INSERT;
@@ -343,15 +346,22 @@ static void ul_contact_cb(ucontact_t *c, int type, void *param)
 	if(change != IMPS_CHANGE_EXPIRE)
 		msg_contact_info(&changed, c, &params, pbuf, sizeof(pbuf));
 
-	if(c->domain && ul.get_udomain(c->domain->s, &d) == 0 && d
-			&& ul.get_urecord(d, c->aor, &r) == 0 && r) {
-		for(p = r->contacts; p && n < MAX_BINDINGS; p = p->next) {
-			if(p == c || !VALID_CONTACT(p, now))
-				continue;
-			fill_binding(&cur[n], p);
-			arr[n] = cur[n].b;
-			n++;
+	/* The record's other contacts: walk the list from c itself rather than looking the record
+	 * up (in usrloc's DB-only mode get_urecord would reuse the very record save() is
+	 * changing). */
+	for(p = c; p->prev; p = p->prev)
+		;
+	for(; p; p = p->next) {
+		if(p == c || !VALID_CONTACT(p, now))
+			continue;
+		if(n == MAX_BINDINGS) {
+			LM_WARN("%.*s has more than %d contacts: the reg event lists the first %d\n",
+					c->aor->len, c->aor->s, MAX_BINDINGS, MAX_BINDINGS);
+			break;
 		}
+		fill_binding(&cur[n], p);
+		arr[n] = cur[n].b;
+		n++;
 	}
 	if(imps_reginfo_binding_changed(IS(*c->aor), &changed.b, change, cause, admin_event, arr,
 			   (size_t)n, (long long)now)
@@ -368,13 +378,17 @@ static int get_bindings(const char *aor, size_t aor_len, imps_reginfo_binding_si
 	ucontact_t *p;
 	struct binding_buf bb;
 	time_t now = time(NULL);
-	int found = 0;
+	int found = 0, held;
 
 	if(ul_dom == NULL)
 		return -1;
 	a.s = (char *)aor;
 	a.len = (int)aor_len;
-	ul.lock_udomain(ul_dom, &a);
+	/* the slot may be held by this process already (initial SUBSCRIBE): the lock does not
+	 * nest */
+	held = locked_aor.s && locked_aor.len == a.len && memcmp(locked_aor.s, a.s, a.len) == 0;
+	if(!held)
+		ul.lock_udomain(ul_dom, &a);
 	if(ul.get_urecord(ul_dom, &a, &r) == 0 && r) {
 		found = 1;
 		for(p = r->contacts; p; p = p->next) {
@@ -384,7 +398,8 @@ static int get_bindings(const char *aor, size_t aor_len, imps_reginfo_binding_si
 			sink(ctx, &bb.b);
 		}
 	}
-	ul.unlock_udomain(ul_dom, &a);
+	if(!held)
+		ul.unlock_udomain(ul_dom, &a);
 	return found;
 }
 
@@ -403,8 +418,17 @@ static void notify_reply_cb(struct cell *t, int type, struct tmcb_params *ps)
 		return;
 	cp = (struct notify_cb_param *)(*ps->param);
 	if(ps->code >= 300) {
-		LM_INFO("reg NOTIFY for %.*s answered %d\n", cp->aor.len, cp->aor.s, ps->code);
-		imps_reginfo_notify_failed(IS(cp->sid), IS(cp->aor), ps->code);
+		int retry_after = 0;
+		struct sip_msg *rpl = ps->rpl;
+		if(rpl && rpl != FAKED_REPLY && parse_headers(rpl, HDR_EOH_F, 0) >= 0) {
+			struct hdr_field *h;
+			for(h = rpl->headers; h; h = h->next)
+				if(h->type == HDR_RETRY_AFTER_T)
+					retry_after = 1;
+		}
+		LM_INFO("reg NOTIFY for %.*s answered %d%s\n", cp->aor.len, cp->aor.s, ps->code,
+				retry_after ? " with Retry-After" : "");
+		imps_reginfo_notify_failed(IS(cp->sid), IS(cp->aor), ps->code, retry_after);
 	}
 	shm_free(cp);
 	*ps->param = NULL;
@@ -548,7 +572,7 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	struct socket_info *si;
 	char aor[256], watcher[256], accept[512], lcontact[256];
 	str totag = {0, 0}, rr = {0, 0}, callid, ev;
-	int n, alen = 0, exp;
+	int n, alen = 0, exp, ret;
 	unsigned int cseq = 0;
 
 	if(msg->first_line.type != SIP_REQUEST
@@ -659,8 +683,10 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 		} else {
 			str *addr = si->useinfo.name.len ? &si->useinfo.name : &si->address_str;
 			str *port = si->useinfo.port_no_str.len ? &si->useinfo.port_no_str : &si->port_no_str;
-			n = snprintf(lcontact, sizeof(lcontact), "sip:%.*s:%.*s;transport=%s", addr->len,
-					addr->s, port->len, port->s, get_proto_name(si->proto));
+			int v6 = si->address.af == AF_INET6 && addr->len > 0 && addr->s[0] != '[';
+			n = snprintf(lcontact, sizeof(lcontact), "sip:%s%.*s%s:%.*s;transport=%s",
+					v6 ? "[" : "", addr->len, addr->s, v6 ? "]" : "", port->len, port->s,
+					get_proto_name(si->proto));
 		}
 		if(n > 0 && n < (int)sizeof(lcontact)) {
 			req.local_contact.s = lcontact;
@@ -676,17 +702,28 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	req.remote_cseq = cseq;
 	req.now = (long long)time(NULL);
 
+	/* An initial SUBSCRIBE holds the AoR's usrloc slot from storing the subscription to
+	 * sending its first NOTIFY: a REGISTER of the AoR in another process waits, so its NOTIFY
+	 * (next version, next CSeq) cannot overtake the first one. */
+	if(!req.in_dialog && ul_dom) {
+		locked_aor.s = aor;
+		locked_aor.len = req.aor.len;
+		ul.lock_udomain(ul_dom, &locked_aor);
+	}
 	n = imps_reginfo_subscribe(&req, &rep);
 	if(rr.s)
 		pkg_free(rr.s);
 	if(n < 0 && rep.code == 503)
 		LM_ERR("reg SUBSCRIBE from %s answered 503: Redis: %s\n", watcher,
 				imps_reginfo_last_error());
-	if(reply(msg, rep.code, rep.reason, rep.headers) < 0)
-		return -1;
-	if(rep.notify)
+	ret = reply(msg, rep.code, rep.reason, rep.headers) < 0 ? -1 : (rep.code < 300 ? 1 : -2);
+	if(ret > 0 && rep.notify)
 		imps_reginfo_flush();
-	return rep.code < 300 ? 1 : -2;
+	if(locked_aor.s) {
+		ul.unlock_udomain(ul_dom, &locked_aor);
+		locked_aor.s = NULL;
+	}
+	return ret;
 }
 
 static int w_handle_subscribe(struct sip_msg *msg, char *p1, char *p2)
@@ -823,6 +860,10 @@ static void rpc_stats(rpc_t *rpc, void *ctx)
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
+#define ALL_SCRIPT_CB_TYPES                                                     \
+	(REQUEST_CB | FAILURE_CB | ONREPLY_CB | BRANCH_CB | ONSEND_CB | ERROR_CB | LOCAL_CB \
+			| EVENT_CB | BRANCH_FAILURE_CB)
+
 static int pre_script_cb(struct sip_msg *msg, unsigned int flags, void *param)
 {
 	cur_register = (msg->first_line.type == SIP_REQUEST
@@ -885,8 +926,10 @@ static int mod_init(void)
 		LM_ERR("cannot register usrloc callbacks\n");
 		return -1;
 	}
-	if(register_script_cb(pre_script_cb, PRE_SCRIPT_CB | REQUEST_CB, 0) < 0
-			|| register_script_cb(post_script_cb, POST_SCRIPT_CB | REQUEST_CB, 0) < 0) {
+	/* every route type: a REGISTER resumed in a failure route (t_continue) is seen, and a
+	 * reply or event route never runs with the pointer of an earlier request */
+	if(register_script_cb(pre_script_cb, PRE_SCRIPT_CB | ALL_SCRIPT_CB_TYPES, 0) < 0
+			|| register_script_cb(post_script_cb, POST_SCRIPT_CB | ALL_SCRIPT_CB_TYPES, 0) < 0) {
 		LM_ERR("cannot register script callbacks\n");
 		return -1;
 	}
@@ -910,7 +953,9 @@ static int child_init(int rank)
 	imps_reginfo_config_t cfg;
 	imps_reginfo_host_t host;
 
-	if(rank == PROC_INIT || rank == PROC_TCP_MAIN)
+	/* the main process handles no SIP; processes forked later without child_init would
+	 * inherit its connection */
+	if(rank == PROC_INIT || rank == PROC_MAIN || rank == PROC_TCP_MAIN)
 		return 0;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.redis_host = redis_host;

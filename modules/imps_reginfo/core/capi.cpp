@@ -74,7 +74,12 @@ Binding to_binding(const imps_reginfo_binding_t *b)
 
 void HostAdapter::sink(void *ctx, const imps_reginfo_binding_t *b)
 {
-	static_cast<std::vector<Binding> *>(ctx)->push_back(to_binding(b));
+	// called by the shim with a usrloc lock held: nothing may throw through it
+	try {
+		static_cast<std::vector<Binding> *>(ctx)->push_back(to_binding(b));
+	} catch (...) {
+		IMPS_ERR("out of memory copying a binding");
+	}
 }
 
 // Per-process state, created in child_init. A plain pointer (no static constructor runs at
@@ -105,16 +110,19 @@ std::vector<std::string> split_list(const char *s)
 	return out;
 }
 
-void fail(const char *where, const std::exception &e)
+void fail(const char *where, const std::exception &e) noexcept
 {
-	if (g_proc) g_proc->last_error = e.what();
+	try {
+		if (g_proc) g_proc->last_error = e.what();
+	} catch (...) {
+	}
 	IMPS_ERR("%s: %s", where, e.what());
 }
 
-void copy(char *dst, size_t cap, const std::string &src)
+void copy(char *dst, size_t cap, const char *src, size_t len) noexcept
 {
-	size_t n = std::min(cap - 1, src.size());
-	std::memcpy(dst, src.data(), n);
+	size_t n = std::min(cap - 1, len);
+	std::memcpy(dst, src, n);
 	dst[n] = '\0';
 }
 
@@ -170,10 +178,10 @@ void imps_reginfo_close(void) noexcept
 
 int imps_reginfo_subscribe(const imps_reginfo_subscribe_t *r, imps_reginfo_reply_t *rep) noexcept
 {
-	auto set = [rep](int code, const std::string &reason, const std::string &hdrs) {
+	auto set = [rep](int code, std::string_view reason, std::string_view hdrs) noexcept {
 		rep->code = code;
-		copy(rep->reason, sizeof(rep->reason), reason);
-		copy(rep->headers, sizeof(rep->headers), hdrs);
+		copy(rep->reason, sizeof(rep->reason), reason.data(), reason.size());
+		copy(rep->headers, sizeof(rep->headers), hdrs.data(), hdrs.size());
 	};
 	rep->notify = 0;
 	try {
@@ -270,10 +278,10 @@ int imps_reginfo_expire(long long now) noexcept
 	return -1;
 }
 
-void imps_reginfo_notify_failed(imps_str_t sid, imps_str_t aor, int code) noexcept
+void imps_reginfo_notify_failed(imps_str_t sid, imps_str_t aor, int code, int retry_after) noexcept
 {
 	try {
-		if (g_proc) g_proc->engine->notify_failed(S(sid), S(aor), code);
+		if (g_proc) g_proc->engine->notify_failed(S(sid), S(aor), code, retry_after != 0);
 	} catch (const std::exception &e) {
 		fail("reg NOTIFY failure handling", e);
 	} catch (...) {

@@ -280,21 +280,31 @@ int Engine::expire(long long now, int limit)
 {
 	std::vector<Subscription> subs = store_.claim_expired(now, limit);
 	for (const auto &s : subs) {
-		std::vector<Binding> bindings;
-		bool exists = host_.get_bindings(s.aor, bindings);
-		auto meta = bindings.empty() ? std::map<std::string, BindingMeta>{} : store_.bindings(s.aor);
-		Document d = full_document(s.aor, bindings, exists, meta, now);
-		d.version = s.version;
-		host_.stat(Stat::ActiveSubscriptions, -1);
-		send(s, build(d), "terminated;reason=timeout");
+		// claimed (and removed) already: each final NOTIFY goes out even if another fails
+		try {
+			std::vector<Binding> bindings;
+			bool exists = host_.get_bindings(s.aor, bindings);
+			std::map<std::string, BindingMeta> meta;
+			try {
+				if (!bindings.empty()) meta = store_.bindings(s.aor);
+			} catch (const std::exception &e) {
+				IMPS_WARN("final NOTIFY for %s without binding metadata: %s", s.aor.c_str(), e.what());
+			}
+			Document d = full_document(s.aor, bindings, exists, meta, now);
+			d.version = s.version;
+			host_.stat(Stat::ActiveSubscriptions, -1);
+			send(s, build(d), "terminated;reason=timeout");
+		} catch (const std::exception &e) {
+			IMPS_ERR("final NOTIFY of subscription %s to %s failed: %s", s.sid.c_str(), s.aor.c_str(), e.what());
+		}
 	}
 	return static_cast<int>(subs.size());
 }
 
-void Engine::notify_failed(const std::string &sid, const std::string &aor, int code)
+void Engine::notify_failed(const std::string &sid, const std::string &aor, int code, bool retry_after)
 {
 	host_.stat(Stat::NotifiesFailed, 1);
-	bool drop = code == 481 || (code == 408 && cfg_.remove_on_timeout);
+	bool drop = code == 481 || (code == 408 ? cfg_.remove_on_timeout : !retry_after);
 	if (!drop) return;
 	if (store_.remove(sid, aor)) {
 		host_.stat(Stat::ActiveSubscriptions, -1);

@@ -87,8 +87,11 @@ public:
 	// Expires subscriptions (final NOTIFY with reason=timeout); returns how many.
 	int expire(long long now, int limit = 200);
 
-	// A NOTIFY was answered with a final status >= 300 (408 when it timed out).
-	void notify_failed(const std::string &sid, const std::string &aor, int code);
+	// A NOTIFY was answered with a final status >= 300 (408 when it timed out). RFC 6665
+	// 4.2.2: the subscription goes unless the reply carried Retry-After; 481 always removes
+	// it, a timeout as remove_on_timeout says.
+	void notify_failed(const std::string &sid, const std::string &aor, int code,
+			bool retry_after = false);
 
 	// The full document for an AoR now (RPC show), version 0.
 	std::string show(const std::string &aor, long long now);

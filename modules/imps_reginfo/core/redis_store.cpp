@@ -48,13 +48,28 @@ end
 return out
 )lua";
 
+// A retransmitted initial SUBSCRIBE has the same dialog (sl's To tag is deterministic): the
+// subscription is kept and its counters go on, never back to 0.
 const std::string kCreate = R"lua(
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'version', 0, 'cseq', 1, unpack(ARGV, 3))
+local v, c = 0, 1
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+  c = redis.call('HINCRBY', KEYS[1], 'cseq', 1)
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+else
+  redis.call('HSET', KEYS[1], 'version', 0, 'cseq', 1, unpack(ARGV, 3))
+end
 redis.call('EXPIREAT', KEYS[1], tonumber(ARGV[2]) + 3600)
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-return 1
+return {v, c}
+)lua";
+
+const std::string kRemove = R"lua(
+local n = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return n
 )lua";
 
 const std::string kRefresh = R"lua(
@@ -244,7 +259,11 @@ public:
 				s.local_uri, "remote_target", s.remote_target, "route_set", s.route_set,
 				"socket", s.socket, "local_contact", s.local_contact, "expires_at", exp, "rcseq",
 				rc};
-		r_.eval(kCreate, {p_ + ":sub:" + s.sid, p_ + ":aor:" + s.aor, p_ + ":exp"}, args);
+		Reply rep = r_.eval(kCreate, {p_ + ":sub:" + s.sid, p_ + ":aor:" + s.aor, p_ + ":exp"}, args);
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+			s.version = static_cast<unsigned long long>(reply_int(rep->element[0]));
+			s.cseq = static_cast<unsigned long long>(reply_int(rep->element[1]));
+		}
 	}
 
 	SubscribeOutcome refresh(Subscription &s, bool remove) override
@@ -282,9 +301,7 @@ public:
 
 	bool remove(const std::string &sid, const std::string &aor) override
 	{
-		Reply rep = r_.command({"DEL", p_ + ":sub:" + sid});
-		r_.command({"ZREM", p_ + ":exp", sid});
-		if (!aor.empty()) r_.command({"SREM", p_ + ":aor:" + aor, sid});
+		Reply rep = r_.eval(kRemove, {p_ + ":sub:" + sid, p_ + ":exp", p_ + ":aor:" + aor}, {sid});
 		return reply_int(rep.get()) > 0;
 	}
 

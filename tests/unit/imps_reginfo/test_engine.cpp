@@ -1107,12 +1107,24 @@ TEST_F(EngineTest, NotifyFailed408KeepsWithoutRemoveOnTimeout)
 	EXPECT_EQ(engine_->count(), 0);
 }
 
-TEST_F(EngineTest, OtherNotifyFailuresKeepTheSubscription)
+TEST_F(EngineTest, OtherNotifyFailuresWithRetryAfterKeepTheSubscription)
 {
 	auto n = subscribe_ok(initial(kAlice, kAlice, 600));
-	for (int code : {400, 403, 480, 500, 503, 603}) engine_->notify_failed(n.sub.sid, kAlice, code);
+	for (int code : {400, 403, 480, 500, 503, 603})
+		engine_->notify_failed(n.sub.sid, kAlice, code, /*retry_after=*/true);
 	EXPECT_EQ(engine_->count(), 1);
 	EXPECT_EQ(host_.st(Stat::NotifiesFailed), 6);
+}
+
+TEST_F(EngineTest, OtherNotifyFailuresWithoutRetryAfterRemoveTheSubscription)
+{
+	// RFC 6665 4.2.2: a NOTIFY failing without Retry-After ends the subscription
+	for (int code : {400, 403, 480, 500, 503, 603}) {
+		auto n = subscribe_ok(initial(kAlice, kAlice, 600));
+		ASSERT_EQ(engine_->count(), 1);
+		engine_->notify_failed(n.sub.sid, kAlice, code);
+		EXPECT_EQ(engine_->count(), 0) << code;
+	}
 }
 
 TEST_F(EngineTest, SendFailureCountsAsFailed)
@@ -1149,4 +1161,18 @@ TEST_F(EngineTest, SubscriptionIdIsStableAndPerDialog)
 	EXPECT_NE(subscription_id("c", "f", "t"), subscription_id("c", "f2", "t"));
 	EXPECT_NE(subscription_id("c", "ft", ""), subscription_id("c", "f", "t"));
 	EXPECT_EQ(subscription_id("c", "f", "t").size(), 24u);
+}
+
+TEST_F(EngineTest, RetransmittedInitialSubscribeKeepsCountersGoing)
+{
+	// sl's To tag is the same for a retransmission: same dialog, same stored subscription
+	auto req = initial(kAlice, kAlice, 600);
+	auto first = subscribe_ok(req);
+	auto again = subscribe_ok(req);
+	EXPECT_EQ(first.sub.sid, again.sub.sid);
+	EXPECT_EQ(first.sub.version, 0u);
+	EXPECT_EQ(first.sub.cseq, 1u);
+	EXPECT_EQ(again.sub.version, 1u);
+	EXPECT_EQ(again.sub.cseq, 2u);
+	EXPECT_EQ(engine_->count(), 1);
 }
