@@ -3,7 +3,9 @@
 #   make            build every module (fetches Kamailio's headers once, checks the ABI)
 #   make deps       install every Debian package the build, the demo and the tests need
 #   make run        start the demo network in the foreground (Ctrl-C stops it)
-#   make test       unit tests (GoogleTest) and functional tests (pytest + SIPp)
+#   make test       unit tests (GoogleTest), a short run of the fuzz targets (libFuzzer),
+#                   and functional tests (pytest + SIPp)
+#   make fuzz       the fuzz targets, FUZZ_SECONDS each (default 20)
 #   make bench      benchmarks against stock Kamailio modules (docs/benchmarks.md)
 #   make install    modules into Kamailio's module folder, cfg files into /etc/kamailio/imps
 #   make clean      remove build outputs (keeps the cached Kamailio source)
@@ -48,7 +50,7 @@ CXXFLAGS_CORE = -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden
 COMMON_SRCS := $(wildcard modules/common/src/*.cpp)
 COMMON_OBJS := $(COMMON_SRCS:%.cpp=$(BUILD)/obj/%.o)
 
-.PHONY: all deps run test unit functional bench install uninstall clean distclean abi
+.PHONY: all deps run test unit functional fuzz bench install uninstall clean distclean abi
 all: $(MODULES:%=$(BUILD)/modules/%.so)
 
 deps: $(DEPS_STAMP)
@@ -102,6 +104,27 @@ $(UNIT_BIN): $(UNIT_OBJS) $(COMMON_OBJS) $(foreach m,$(sort $(CORE_MODULES)),$(c
 	@mkdir -p $(dir $@)
 	$(CXX) -o $@ $^ $(PKG_LIBS) -lgtest -lgtest_main -lpthread
 
+# --- fuzz targets (libFuzzer, clang) --------------------------------------------------------
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.cpp)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.cpp=$(BUILD)/fuzz/%)
+FUZZ_CXXFLAGS = -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Imodules/common/include \
+                -Imodules $(PKG_CFLAGS)
+FUZZ_LIB_SRCS = $(COMMON_SRCS) $(wildcard modules/imps_*/core/*.cpp)
+FUZZ_LIB_SRCS := $(filter-out %/capi.cpp,$(FUZZ_LIB_SRCS))
+$(BUILD)/fuzz/%: tests/fuzz/%.cpp $(FUZZ_LIB_SRCS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo '  FUZZ  $@'
+	@clang++ $(FUZZ_CXXFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do echo "  RUN   $$f ($(FUZZ_SECONDS) s)"; \
+		mkdir -p $(BUILD)/fuzz/corpus-$$(basename $$f); \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=0 -artifact_prefix=$(BUILD)/fuzz/ \
+			$(BUILD)/fuzz/corpus-$$(basename $$f) > $$f.log 2>&1 \
+			|| { tail -n 40 $$f.log; echo "  FAIL  $$f: crash input saved under $(BUILD)/fuzz/"; exit 1; }; \
+		tail -n 1 $$f.log; done
+FUZZ_SECONDS ?= 20
+
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
 
@@ -110,6 +133,7 @@ functional: all
 
 test: $(DEPS_STAMP) all $(UNIT_BIN)
 	$(UNIT_BIN) --gtest_brief=1
+	$(MAKE) -s fuzz FUZZ_SECONDS=10
 	cd tests/functional && $(PYTHON) -m pytest -q -p no:cacheprovider .
 
 run: $(DEPS_STAMP) all
@@ -129,7 +153,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(CFGDIR) $(DESTDIR)$(DOCDIR)
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/modules $(BUILD)/tests $(BUILD)/run $(ABI_STAMP)
+	rm -rf $(BUILD)/obj $(BUILD)/modules $(BUILD)/tests $(BUILD)/run $(BUILD)/fuzz $(ABI_STAMP)
 
 distclean:
 	rm -rf $(BUILD)

@@ -7,7 +7,7 @@ set -eu
 PKGS="
 build-essential g++ make pkg-config dpkg-dev
 libxml2-dev libhiredis-dev libcurl4-openssl-dev libssl-dev
-googletest libgtest-dev
+googletest libgtest-dev clang libclang-rt-14-dev
 kamailio kamailio-presence-modules kamailio-postgres-modules kamailio-sqlite-modules
 kamailio-lua-modules
 redis-server sip-tester freeradius freeradius-utils
