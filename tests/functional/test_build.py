@@ -3,6 +3,7 @@ Kamailio's loader looks up, and an ABI check that refuses a mismatch with a clea
 
 import glob
 import os
+import re
 import subprocess
 
 import imps_net
@@ -39,8 +40,15 @@ def test_modules_carry_the_installed_binarys_version_and_flags():
 
 
 def test_role_scripts_pass_kamailio_check_with_every_module_loaded():
-    for role in ("edge", "hsp"):
-        r = subprocess.run([imps_net.KAMAILIO, "-c", "-f", os.path.join(imps_net.CFG_DIR, f"{role}.cfg"),
+    # the role scripts, and the test harness cfg that loads imps_aaa (no role loads it yet)
+    cfgs = [os.path.join(imps_net.CFG_DIR, f"{role}.cfg") for role in ("edge", "hsp")]
+    cfgs.append(os.path.join(ROOT, "tests", "functional", "aaa", "aaa-test.cfg"))
+    loaded = set()
+    for cfg in cfgs:
+        loaded |= set(re.findall(r'loadmodule "(imps_\w+)\.so"', open(cfg).read()))
+    assert loaded == {os.path.basename(m)[:-3] for m in MODULES}
+    for cfg in cfgs:
+        r = subprocess.run([imps_net.KAMAILIO, "-c", "-f", cfg,
                             "-L", f"{imps_net.BUILD_MODULES}:{imps_net.STOCK_MODULES}"],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "config file ok" in r.stdout + r.stderr, r.stdout + r.stderr

@@ -2,6 +2,7 @@
 KSR.imps_reginfo.handle_subscribe() and behaves as the native cfg function does."""
 
 import os
+import time
 
 import imps_net
 import reginfo_check
@@ -9,6 +10,14 @@ import sipp
 import sipua
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def wait_log(kam, text, timeout=3.0):
+    """The script logs after the reply went out: give the line a moment to reach the log."""
+    deadline = time.time() + timeout
+    while text not in kam.log_text() and time.time() < deadline:
+        time.sleep(0.05)
+    return text in kam.log_text()
 
 
 def test_kemi_handle_subscribe(clean_net):
@@ -34,12 +43,12 @@ def test_kemi_handle_subscribe(clean_net):
         assert doc["version"] == 0
         c = reginfo_check.contact(doc, "sip:alice@127.0.0.1:7400")
         assert c["state"] == "active" and c["event"] == "registered"
-        assert "imps_reginfo.handle_subscribe returned 1" in lua.log_text()
+        assert wait_log(lua, "imps_reginfo.handle_subscribe returned 1")
 
         bad = sipua.Subscription(ua, "sip:alice@a.example", event=None)
         r = bad.subscribe(600)
         assert r.status == 489 and r.header("allow-events") == "reg"
-        assert "imps_reginfo.handle_subscribe returned -2" in lua.log_text()
+        assert wait_log(lua, "imps_reginfo.handle_subscribe returned -2")
     finally:
         lua.stop()
         net.hsp.start()

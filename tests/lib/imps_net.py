@@ -91,6 +91,47 @@ class Redis:
         self.cli("FLUSHALL")
 
 
+class FreeRadius:
+    """The HAAA: Debian's FreeRADIUS with the project's cfg/freeradius, in the foreground."""
+
+    def __init__(self, workdir, host=None, auth_port=None, acct_port=None, name="radius"):
+        self.host = host or PLAN["IMPS_RADIUS_HOST"]
+        self.auth_port = int(auth_port or PLAN["IMPS_RADIUS_AUTH_PORT"])
+        self.acct_port = int(acct_port or PLAN["IMPS_RADIUS_ACCT_PORT"])
+        self.secret = PLAN["IMPS_RADIUS_SECRET"]
+        self.dir = os.path.join(workdir, f"{name}-{self.auth_port}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = None
+
+    @property
+    def detail_file(self):
+        return os.path.join(self.dir, "radacct", "detail")
+
+    def start(self):
+        env = dict(os.environ, IMPS_RADIUS_CONF=os.path.join(CFG_DIR, "freeradius"),
+                   IMPS_RADIUS_RUN=self.dir, IMPS_RADIUS_ADDR=self.host,
+                   IMPS_RADIUS_AUTH_PORT=str(self.auth_port),
+                   IMPS_RADIUS_ACCT_PORT=str(self.acct_port), IMPS_RADIUS_SECRET=self.secret,
+                   IMPS_RADIUS_CLIENT_NET="127.0.0.0/8")
+        self.proc = subprocess.Popen(["/usr/sbin/freeradius", "-f", "-d",
+                                      os.path.join(CFG_DIR, "freeradius"), "-D",
+                                      "/usr/share/freeradius"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.host, self.auth_port, "udp")
+        wait_port(self.host, self.acct_port, "udp")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
 class Kamailio:
     """One Kamailio instance running a role script from cfg/ in the foreground (-DD -E)."""
 

@@ -1,0 +1,210 @@
+// extern "C" entry points of imps_aaa: POD in, POD out, no exception out.
+#include "../imps_aaa_capi.h"
+
+#include "aaa.hpp"
+#include "imps/log.hpp"
+#include "imps/redis.hpp"
+
+#include <cstring>
+#include <memory>
+#include <sstream>
+
+using namespace imps::aaa;
+
+namespace {
+
+struct Process {
+	imps_aaa_host_t host{};
+	std::unique_ptr<imps::Redis> redis;
+	std::unique_ptr<Aaa> aaa;
+};
+Process *g_proc = nullptr;
+
+std::string S(imps_aaa_str_t s) { return s.s ? std::string(s.s, s.len) : std::string(); }
+
+void copy(char *dst, size_t cap, const std::string &src) noexcept
+{
+	if (!dst || cap == 0) return;
+	size_t n = std::min(cap - 1, src.size());
+	std::memcpy(dst, src.data(), n);
+	dst[n] = '\0';
+}
+
+// "ip:port:secret;ip:port:secret" (IPv6 in brackets: "[::1]:1812:secret")
+std::vector<ServerConfig> parse_servers(const char *spec)
+{
+	std::vector<ServerConfig> out;
+	if (!spec) return out;
+	std::stringstream ss(spec);
+	std::string item;
+	while (std::getline(ss, item, ';')) {
+		if (item.empty()) continue;
+		ServerConfig s;
+		size_t hp_end;
+		if (item[0] == '[') {
+			size_t rb = item.find(']');
+			if (rb == std::string::npos) throw std::invalid_argument("bad server: " + item);
+			s.host = item.substr(1, rb - 1);
+			hp_end = rb + 1;
+		} else {
+			hp_end = item.find(':');
+			if (hp_end == std::string::npos) throw std::invalid_argument("bad server: " + item);
+			s.host = item.substr(0, hp_end);
+		}
+		if (hp_end >= item.size() || item[hp_end] != ':') throw std::invalid_argument("bad server: " + item);
+		size_t pe = item.find(':', hp_end + 1);
+		if (pe == std::string::npos) throw std::invalid_argument("server without secret: " + s.host);
+		s.port = static_cast<uint16_t>(std::stoi(item.substr(hp_end + 1, pe - hp_end - 1)));
+		s.secret = item.substr(pe + 1);
+		if (s.secret.empty()) throw std::invalid_argument("server without secret: " + s.host);
+		out.push_back(s);
+	}
+	return out;
+}
+
+}  // namespace
+
+extern "C" {
+
+int imps_aaa_open(const imps_aaa_config_t *cfg, const imps_aaa_host_t *host) noexcept
+{
+	try {
+		imps_aaa_close();
+		imps::set_log_sink(host->log);
+		auto p = std::make_unique<Process>();
+		p->host = *host;
+		AaaConfig c;
+		c.auth.servers = parse_servers(cfg->auth_servers);
+		c.acct.servers = parse_servers(cfg->acct_servers);
+		for (ClientConfig *cc : {&c.auth, &c.acct}) {
+			cc->timeout_ms = cfg->timeout_ms;
+			cc->retries = cfg->retries;
+			cc->budget_ms = cfg->budget_ms;
+			cc->dead_time_s = cfg->dead_time_s;
+		}
+		c.nas_identifier = cfg->nas_identifier ? cfg->nas_identifier : "imps";
+		c.cache_prefix = cfg->cache_prefix ? cfg->cache_prefix : "imps:aaa";
+		c.cache_positive_ttl = cfg->cache_positive_ttl;
+		c.cache_negative_ttl = cfg->cache_negative_ttl;
+		if (cfg->redis_host && *cfg->redis_host) {
+			imps::RedisConfig rc;
+			rc.host = cfg->redis_host;
+			rc.port = cfg->redis_port;
+			rc.password = cfg->redis_password ? cfg->redis_password : "";
+			rc.db = cfg->redis_db;
+			rc.timeout_ms = rc.connect_timeout_ms = cfg->redis_timeout_ms;
+			p->redis = std::make_unique<imps::Redis>(rc);
+		}
+		imps_aaa_host_t h = *host;
+		p->aaa = std::make_unique<Aaa>(c, p->redis.get(), [h](AaaStat s, long long d) {
+			if (h.stat) h.stat(static_cast<int>(s), d);
+		});
+		g_proc = p.release();
+		return 0;
+	} catch (const std::exception &e) {
+		IMPS_ERR("imps_aaa: %s", e.what());
+	} catch (...) {
+	}
+	return -1;
+}
+
+void imps_aaa_close(void) noexcept
+{
+	delete g_proc;
+	g_proc = nullptr;
+}
+
+int imps_aaa_authenticate(const imps_aaa_digest_t *d, char *error, size_t error_len) noexcept
+{
+	try {
+		if (!g_proc) return -5;
+		Digest dg;
+		dg.username = S(d->username);
+		dg.realm = S(d->realm);
+		dg.nonce = S(d->nonce);
+		dg.uri = S(d->uri);
+		dg.method = S(d->method);
+		dg.qop = S(d->qop);
+		dg.algorithm = S(d->algorithm);
+		dg.cnonce = S(d->cnonce);
+		dg.nc = S(d->nc);
+		dg.response = S(d->response);
+		std::string err;
+		int r = static_cast<int>(g_proc->aaa->authenticate(dg, &err));
+		copy(error, error_len, err);
+		return r;
+	} catch (const std::exception &e) {
+		copy(error, error_len, e.what());
+	} catch (...) {
+	}
+	return -5;
+}
+
+int imps_aaa_authorize(imps_aaa_str_t identity, imps_aaa_str_t service, int use_cache,
+		imps_aaa_decision_t *out) noexcept
+{
+	out->result = -2;
+	out->from_cache = 0;
+	out->max_expires = -1;
+	out->klass[0] = out->reply_message[0] = out->error[0] = '\0';
+	try {
+		if (!g_proc) return -2;
+		Decision d = g_proc->aaa->authorize(S(identity), S(service), use_cache != 0);
+		out->result = static_cast<int>(d.kind);
+		out->from_cache = d.from_cache ? 1 : 0;
+		out->max_expires = d.max_expires;
+		copy(out->klass, sizeof(out->klass), d.klass);
+		copy(out->reply_message, sizeof(out->reply_message), d.reply_message);
+		copy(out->error, sizeof(out->error), d.error);
+		return out->result;
+	} catch (const std::exception &e) {
+		copy(out->error, sizeof(out->error), e.what());
+	} catch (...) {
+	}
+	return -2;
+}
+
+int imps_aaa_account(imps_aaa_str_t user, imps_aaa_str_t session, int status, char *error,
+		size_t error_len) noexcept
+{
+	try {
+		if (!g_proc) return -1;
+		std::string err;
+		bool ok = g_proc->aaa->account(S(user), S(session), static_cast<uint32_t>(status), &err);
+		copy(error, error_len, err);
+		return ok ? 1 : -1;
+	} catch (const std::exception &e) {
+		copy(error, error_len, e.what());
+	} catch (...) {
+	}
+	return -1;
+}
+
+long long imps_aaa_cache_flush(imps_aaa_str_t identity) noexcept
+{
+	try {
+		if (!g_proc) return -1;
+		return g_proc->aaa->flush(S(identity));
+	} catch (const std::exception &e) {
+		IMPS_ERR("imps_aaa cache flush: %s", e.what());
+	} catch (...) {
+	}
+	return -1;
+}
+
+void imps_aaa_servers(imps_aaa_server_sink_f sink, void *ctx) noexcept
+{
+	try {
+		if (!g_proc) return;
+		auto emit = [&](const char *role, const Client &c) {
+			for (const auto &s : c.servers())
+				sink(ctx, role, s.cfg.host.c_str(), s.cfg.port, s.dead ? 1 : 0, s.rtt_ms, s.requests,
+						s.responses, s.timeouts, s.dropped, s.last_error.c_str());
+		};
+		emit("auth", g_proc->aaa->auth_client());
+		emit("acct", g_proc->aaa->acct_client());
+	} catch (...) {
+	}
+}
+
+}  // extern "C"
