@@ -49,6 +49,7 @@ typedef struct imps_reginfo_notify {
 	imps_str_t local_contact;
 	imps_str_t body;
 	imps_str_t subscription_state;
+	imps_str_t event_id; /* empty: no id parameter */
 	unsigned long long cseq;
 } imps_reginfo_notify_t;
 

@@ -480,8 +480,9 @@ static int send_notify(const imps_reginfo_notify_t *n)
 	td.send_sock = socket_from_str(&rs);
 
 	hlen = snprintf(hbuf, sizeof(hbuf),
-			"Event: reg\r\nSubscription-State: %.*s\r\nContact: <%.*s>\r\n"
+			"Event: reg%s%.*s\r\nSubscription-State: %.*s\r\nContact: <%.*s>\r\n"
 			"Content-Type: application/reginfo+xml\r\n",
+			n->event_id.len ? ";id=" : "", (int)n->event_id.len, n->event_id.s ? n->event_id.s : "",
 			(int)n->subscription_state.len, n->subscription_state.s,
 			(int)n->local_contact.len, n->local_contact.s);
 	if(hlen < 0 || hlen >= (int)sizeof(hbuf)) {

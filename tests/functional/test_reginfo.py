@@ -477,3 +477,17 @@ def test_redis_down_is_503_with_retry_after(clean_net):
         assert "answered 503: Redis" in net.hsp.log_text()
     finally:
         net.redis.start()
+
+
+def test_event_id_is_echoed_in_every_notify(clean_net):
+    # RFC 6665 8.2.1: a NOTIFY carries the id parameter of the SUBSCRIBE's Event header
+    ua = clean_net.ua("carol")
+    s = sipua.Subscription(ua, "sip:carol@a.example", event="reg;id=42")
+    r = s.subscribe(600)
+    assert r.status == 200
+    n = ua.wait_request("NOTIFY")
+    assert n.header("event") == "reg;id=42"
+    UE(clean_net, "carol").register(600)
+    n = ua.wait_request("NOTIFY")
+    assert n.header("event") == "reg;id=42"
+    assert reginfo_check.parse(n.body)["version"] == 1

@@ -23,7 +23,9 @@ void Redis::disconnect() noexcept
 void Redis::connect()
 {
 	auto now = std::chrono::steady_clock::now();
-	if (last_attempt_.time_since_epoch().count() != 0
+	// Only a connect that timed out is throttled (it blocks the caller); a refused connection
+	// costs nothing and is retried at once, so a restarted Redis is used again immediately.
+	if (last_connect_timed_out_ && last_attempt_.time_since_epoch().count() != 0
 			&& now - last_attempt_ < std::chrono::milliseconds(cfg_.retry_interval_ms)) {
 		throw RedisError("Redis " + cfg_.host + ":" + std::to_string(cfg_.port)
 				+ " unreachable (" + last_error_ + "), next retry pending");
@@ -33,6 +35,9 @@ void Redis::connect()
 	redisContext *c = redisConnectWithTimeout(cfg_.host.c_str(), cfg_.port, ct);
 	if (!c || c->err) {
 		last_error_ = c ? c->errstr : "cannot allocate context";
+		last_connect_timed_out_ = c && (c->err == REDIS_ERR_IO || c->err == REDIS_ERR_OTHER)
+				&& (std::strstr(c->errstr, "timed out") || std::strstr(c->errstr, "Timeout")
+						|| errno == ETIMEDOUT || errno == EINPROGRESS);
 		if (c) redisFree(c);
 		throw RedisError("Redis " + cfg_.host + ":" + std::to_string(cfg_.port)
 				+ " unreachable: " + last_error_);
@@ -52,6 +57,7 @@ void Redis::connect()
 	if (!cfg_.password.empty()) check(raw({"AUTH", cfg_.password}), "AUTH");
 	if (cfg_.db != 0) check(raw({"SELECT", std::to_string(cfg_.db)}), "SELECT");
 	last_attempt_ = {};
+	last_connect_timed_out_ = false;
 	IMPS_INFO("connected to Redis %s:%d", cfg_.host.c_str(), cfg_.port);
 }
 

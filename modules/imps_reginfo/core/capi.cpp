@@ -34,6 +34,7 @@ struct HostAdapter final : Host {
 		n.local_contact = v(s.local_contact);
 		n.body = v(body);
 		n.subscription_state = v(state);
+		n.event_id = v(s.event_id);
 		n.cseq = s.cseq;
 		return h.send_notify && h.send_notify(&n) == 0;
 	}

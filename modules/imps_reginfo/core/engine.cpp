@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 namespace imps::reginfo {
 namespace {
@@ -31,6 +32,27 @@ bool accepts_reginfo(const std::vector<std::string> &ranges)
 		if (t == "application/reginfo+xml" || t == "application/*" || t == "*/*") return true;
 	}
 	return false;
+}
+
+// The id parameter of an Event header value ("reg;id=7" -> "7"), echoed in every NOTIFY.
+std::string event_id(const std::string &event)
+{
+	size_t pos = 0;
+	while ((pos = event.find(';', pos)) != std::string::npos) {
+		++pos;
+		size_t eq = event.find('=', pos);
+		size_t end = event.find(';', pos);
+		std::string name = lower(trim(event.substr(pos, (eq == std::string::npos || eq > end ? end : eq) - pos)));
+		if (name == "id" && eq != std::string::npos && (end == std::string::npos || eq < end)) {
+			std::string v = trim(event.substr(eq + 1, end == std::string::npos ? std::string::npos : end - eq - 1));
+			// a token (RFC 3261): nothing that could break the header
+			bool ok = !v.empty() && v.size() <= 64;
+			for (char c : v)
+				if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-.!%*_+`'~", c))) ok = false;
+			return ok ? v : std::string();
+		}
+	}
+	return {};
 }
 
 std::string strip_angle(const std::string &s)
@@ -179,6 +201,7 @@ SubscribeResponse Engine::subscribe(const SubscribeRequest &req)
 	} else {
 		s.aor = req.aor;
 		s.aor_uri = "sip:" + req.aor;
+		s.event_id = event_id(req.event);
 		s.watcher = req.watcher;
 		if (!authorized(req.aor, req.watcher)) {
 			res.code = 403;

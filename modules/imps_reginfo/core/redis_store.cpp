@@ -208,6 +208,7 @@ Subscription parse_sub(const redisReply *r)
 		else if (k == "route_set") s.route_set = v;
 		else if (k == "socket") s.socket = v;
 		else if (k == "local_contact") s.local_contact = v;
+		else if (k == "event_id") s.event_id = v;
 		else if (k == "expires_at") s.expires_at = std::strtoll(v.c_str(), nullptr, 10);
 		else if (k == "rcseq") s.remote_cseq = std::strtoll(v.c_str(), nullptr, 10);
 		else if (k == "version") s.version = std::strtoull(v.c_str(), nullptr, 10);
@@ -257,7 +258,8 @@ public:
 				"aor_uri", s.aor_uri, "watcher", s.watcher, "callid", s.callid, "remote_tag",
 				s.remote_tag, "local_tag", s.local_tag, "remote_uri", s.remote_uri, "local_uri",
 				s.local_uri, "remote_target", s.remote_target, "route_set", s.route_set,
-				"socket", s.socket, "local_contact", s.local_contact, "expires_at", exp, "rcseq",
+				"socket", s.socket, "local_contact", s.local_contact, "event_id", s.event_id,
+				"expires_at", exp, "rcseq",
 				rc};
 		Reply rep = r_.eval(kCreate, {p_ + ":sub:" + s.sid, p_ + ":aor:" + s.aor, p_ + ":exp"}, args);
 		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {

@@ -29,6 +29,7 @@ struct Subscription {
 	std::string route_set;   // Record-Route of the SUBSCRIBE, in order, comma separated
 	std::string socket;      // local socket, "udp:127.0.0.1:5070"
 	std::string local_contact;
+	std::string event_id;    // id parameter of the SUBSCRIBE's Event header (RFC 6665)
 	long long expires_at = 0;
 	long long remote_cseq = 0;
 	// Counters: the values the next NOTIFY carries are handed out atomically by the store.

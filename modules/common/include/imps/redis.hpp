@@ -20,7 +20,7 @@ struct RedisConfig {
 	int db = 0;
 	int connect_timeout_ms = 500;
 	int timeout_ms = 500;
-	int retry_interval_ms = 1000;  // minimum time between two reconnect attempts
+	int retry_interval_ms = 1000;  // after a connect that timed out, no new attempt this long
 };
 
 // Thrown when Redis cannot be reached or answers with an error; the message names Redis.
@@ -60,6 +60,7 @@ private:
 	RedisConfig cfg_;
 	redisContext *ctx_ = nullptr;
 	std::chrono::steady_clock::time_point last_attempt_{};
+	bool last_connect_timed_out_ = false;
 	std::string last_error_;
 };
 
