@@ -20,6 +20,7 @@ def main():
     workdir = os.path.join(ROOT, "build", "run")
     os.makedirs(workdir, exist_ok=True)
     redis = imps_net.Redis(workdir)
+    radius = imps_net.FreeRadius(workdir)
     hsp = imps_net.hsp_a(workdir)
     edge = imps_net.edge_a(workdir)
     started = []
@@ -31,10 +32,11 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for what, srv in (("redis-server", redis), ("HSP", hsp), ("edge proxy", edge)):
+        for what, srv in (("redis-server", redis), ("FreeRADIUS (HAAA)", radius), ("HSP", hsp),
+                          ("edge proxy", edge)):
             print(f"starting {what} ...", flush=True)
             srv.start()
-            started.append(srv)
+            started.append((what, srv))
         ip = P["IMPS_IP_A"]
         print(f"""
 IMPS demo network is up (domain {P['IMPS_DOMAIN_A']}); Ctrl-C stops everything.
@@ -42,26 +44,28 @@ IMPS demo network is up (domain {P['IMPS_DOMAIN_A']}); Ctrl-C stops everything.
   subscriber edge proxy  udp+tcp {ip}:{P['IMPS_EDGE_A_PORT']}   kamcmd -s unix:{edge.ctl}
   HSP (registrar, reg)   udp+tcp {ip}:{P['IMPS_HSP_A_PORT']}   kamcmd -s unix:{hsp.ctl}
   Redis                  {redis.host}:{redis.port}
+  HAAA (FreeRADIUS)      {radius.host}:{radius.auth_port} (auth), {radius.acct_port} (acct)
+  subscribers            alice, bob, carol @ {P['IMPS_DOMAIN_A']}, password <name>-secret
   logs                   {workdir}/*.log
 
 Try it:
   sipp -sf {ROOT}/tests/functional/scenarios/register.xml -m 1 -cid_str reg1@demo \\
-       -key user alice -key domain {P['IMPS_DOMAIN_A']} -key contact '<sip:alice@{ip}:7001>' \\
-       -key expires 600 -key regcseq 1 {ip}:{P['IMPS_EDGE_A_PORT']}
+       -au alice -ap alice-secret -key user alice -key domain {P['IMPS_DOMAIN_A']} \\
+       -key contact '<sip:alice@{ip}:7001>' -key expires 600 -key regcseq 1 -key regcseq2 2 \\
+       {ip}:{P['IMPS_EDGE_A_PORT']}
   kamcmd -s unix:{hsp.ctl} ul.dump
   kamcmd -s unix:{hsp.ctl} imps_reginfo.show alice@{P['IMPS_DOMAIN_A']}
   kamcmd -s unix:{hsp.ctl} imps_reginfo.list
 """, flush=True)
         while not stop["now"]:
-            for srv in started:
-                if srv.proc.poll() is not None:
-                    print(f"{srv.__class__.__name__} exited unexpectedly; see {workdir}",
-                          file=sys.stderr)
+            for what, srv in started:
+                if not stop["now"] and srv.proc.poll() is not None:
+                    print(f"{what} exited unexpectedly; see {workdir}", file=sys.stderr)
                     stop["now"] = True
             time.sleep(0.5)
     finally:
         print("stopping ...", flush=True)
-        for srv in reversed(started):
+        for _, srv in reversed(started):
             srv.stop()
         print("stopped.")
 

@@ -33,6 +33,7 @@
 #include "core/parser/parse_expires.h"
 #include "core/parser/parse_rr.h"
 #include "core/parser/contact/parse_contact.h"
+#include "core/parser/parse_ppi_pai.h"
 #include "modules/tm/tm_load.h"
 #include "modules/sl/sl.h"
 #include "modules/usrloc/usrloc.h"
@@ -655,8 +656,20 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 			return reject(msg, 500, "Server Internal Error");
 		}
 	}
-	if((n = identity_of(&from_uri, watcher, sizeof(watcher))) < 0)
-		return reject(msg, 400, "Bad Request (From URI too long)");
+	/* the watcher: the identity asserted by a trusted hop (the script removes
+	 * P-Asserted-Identity from anyone else), else the From URI */
+	if(parse_pai_header(msg) == 0 && msg->pai && msg->pai->parsed
+			&& ((p_id_body_t *)msg->pai->parsed)->id) {
+		struct sip_uri pai_uri;
+		to_body_t *pai = ((p_id_body_t *)msg->pai->parsed)->id;
+		if(parse_uri(pai->uri.s, pai->uri.len, &pai_uri) < 0)
+			return reject(msg, 400, "Bad Request (malformed P-Asserted-Identity)");
+		n = identity_of(&pai_uri, watcher, sizeof(watcher));
+	} else {
+		n = identity_of(&from_uri, watcher, sizeof(watcher));
+	}
+	if(n < 0)
+		return reject(msg, 400, "Bad Request (watcher URI too long)");
 	req.watcher.s = watcher;
 	req.watcher.len = n;
 

@@ -24,6 +24,7 @@ class Net:
         self.domain = self.plan["IMPS_DOMAIN_A"]
         self.edge_addr = (self.plan["IMPS_IP_A"], int(self.plan["IMPS_EDGE_A_PORT"]))
         self.redis = imps_net.Redis(workdir)
+        self.radius = imps_net.FreeRadius(workdir)
         self.hsp = imps_net.hsp_a(workdir, HSP_DEFINES)
         self.edge = imps_net.edge_a(workdir)
         self.uas = []
@@ -34,6 +35,7 @@ class Net:
 
     def start(self):
         self.redis.start()
+        self.radius.start()
         self.hsp.start()
         self.edge.start()
 
@@ -42,6 +44,7 @@ class Net:
             ua.close()
         self.edge.stop()
         self.hsp.stop()
+        self.radius.stop()
         self.redis.stop()
 
     def ua(self, user):
@@ -56,6 +59,8 @@ class Net:
         self.uas = []
         if self.redis.proc is None:
             self.redis.start()
+        if self.radius.proc is None:
+            self.radius.start()
         if self.hsp.proc is None or self.hsp.proc.poll() is not None:
             self.hsp.start()
         self.redis.flush()

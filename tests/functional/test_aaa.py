@@ -25,7 +25,7 @@ def md5(s):
 @pytest.fixture
 def aaa(clean_net):
     net = clean_net
-    radius = imps_net.FreeRadius(net.workdir).start()
+    radius = net.radius  # the network's HAAA
     kam = imps_net.Kamailio("aaa", "aaa-test", ("127.0.0.1", PORT), net.workdir,
                            cfg=os.path.join(HERE, "aaa", "aaa-test.cfg"))
     kam.start()
@@ -35,7 +35,8 @@ def aaa(clean_net):
         yield net, radius, kam, ua
     finally:
         kam.stop()
-        radius.stop()
+        if radius.proc is None:
+            radius.start()
 
 
 def request(ua, method, user, extra=(), ruri="sip:a.example"):

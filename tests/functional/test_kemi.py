@@ -31,7 +31,7 @@ def test_kemi_handle_subscribe(clean_net):
         lua.start()
         contact = "<sip:alice@127.0.0.1:7400>"
         sipp.register("alice", net.domain, contact, 600, "kemi-reg@ue", 1,
-                      remote=f"{hsp_addr[0]}:{hsp_addr[1]}", workdir=net.workdir)
+                      remote=f"{hsp_addr[0]}:{hsp_addr[1]}", workdir=net.workdir, auth=False)
         ua = net.ua("alice")
         ua.proxy = hsp_addr
         s = sipua.Subscription(ua, "sip:alice@a.example")

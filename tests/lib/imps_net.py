@@ -68,7 +68,8 @@ class Redis:
         args = [REDIS_SERVER, "--bind", self.host, "--port", str(self.port), "--dir", self.dir,
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
                 "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         wait_port(self.host, self.port, "tcp")
         return self
 
@@ -116,7 +117,8 @@ class FreeRadius:
         self.proc = subprocess.Popen(["/usr/sbin/freeradius", "-f", "-d",
                                       os.path.join(CFG_DIR, "freeradius"), "-D",
                                       "/usr/share/freeradius"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         wait_port(self.host, self.auth_port, "udp")
         wait_port(self.host, self.acct_port, "udp")
         return self

@@ -28,12 +28,17 @@ def run(scenario, remote, keys=None, local_ip="127.0.0.1", local_port=0, calls=1
 
 
 def register(user, domain, contact, expires, callid, cseq, remote="127.0.0.1:5060",
-             local_port=0, workdir=None):
-    rc, out = run("register.xml", remote, keys={"user": user, "domain": domain,
+             local_port=0, workdir=None, password=None, auth=True):
+    """REGISTER with digest authentication: CSeq `cseq` is challenged, `cseq + 1` carries
+    the credentials (password: the demo's <user>-secret unless given). auth=False: one
+    REGISTER with CSeq `cseq` to a registrar that does not authenticate."""
+    rc, out = run("register.xml" if auth else "register_noauth.xml", remote,
+                  keys={"user": user, "domain": domain,
                                                 "contact": contact, "expires": expires,
-                                                "regcseq": cseq},
+                                                "regcseq": cseq, "regcseq2": cseq + 1},
                   local_port=local_port, workdir=workdir,
-                  extra=["-cid_str", callid.replace("%", "%%")])
+                  extra=["-cid_str", callid.replace("%", "%%"), "-au", user, "-ap",
+                         password or f"{user}-secret"])
     if rc != 0:
         raise AssertionError(f"SIPp REGISTER of {user} ({contact}, expires {expires}) failed "
                              f"(rc {rc}):\n{out[-2000:]}")

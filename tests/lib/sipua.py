@@ -3,6 +3,7 @@ unsubscribe) through the edge proxy, follows the dialog's route set, answers eve
 (200 by default, or a status the test chooses) and hands each NOTIFY to the test, so that the
 test can read every header and every field of every body."""
 
+import hashlib
 import queue
 import random
 import re
@@ -210,6 +211,18 @@ class UA:
         raise AssertionError(f"unexpected {method}: {m.raw!r}")
 
 
+def digest_header(challenge, user, password, method, uri, name="Proxy-Authorization"):
+    """The credentials header answering a Digest challenge (RFC 2617, qop=auth)."""
+    p = dict(re.findall(r'(\w+)="?([^",]+)"?', challenge))
+    md5 = lambda s: hashlib.md5(s.encode()).hexdigest()
+    ha1 = md5(f"{user}:{p['realm']}:{password}")
+    ha2 = md5(f"{method}:{uri}")
+    nc, cnonce = "00000001", rand(8)
+    resp = md5(f"{ha1}:{p['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+    return (f'{name}: Digest username="{user}", realm="{p["realm"]}", nonce="{p["nonce"]}", '
+            f'uri="{uri}", response="{resp}", algorithm=MD5, qop=auth, nc={nc}, cnonce="{cnonce}"')
+
+
 class Subscription:
     """The subscriber side of one SUBSCRIBE dialog."""
 
@@ -224,6 +237,7 @@ class Subscription:
         self.cseq = 0
         self.route_set = []
         self.remote_target = None
+        self.password = f"{ua.user}-secret"  # the demo subscribers' passwords
 
     def _build(self, expires, extra=None, omit=(), uri=None, to=None):
         self.cseq += 1
@@ -257,6 +271,13 @@ class Subscription:
 
     def subscribe(self, expires=600, **kw):
         resp = self.ua.request(self._build(expires, **kw), self._dest())
+        if resp.status == 407 and self.password:
+            # the edge proxy authenticates out-of-dialog requests: answer its challenge
+            uri = kw.get("uri") or self.target
+            auth = digest_header(resp.header("proxy-authenticate"), self.ua.user, self.password,
+                                 "SUBSCRIBE", uri)
+            kw = dict(kw, extra=list(kw.get("extra") or []) + [auth])
+            resp = self.ua.request(self._build(expires, **kw), self._dest())
         if 200 <= resp.status < 300 and self.to_tag is None:
             self.to_tag = resp.tag("to")
             self.route_set = list(reversed(resp.all("record-route")))

@@ -1,0 +1,95 @@
+"""AAA in the roles (seed figures 2 to 4, section 8.1): the edge proxy authenticates UEs
+through the HAAA (FreeRADIUS) and asserts the identity; the HSP authorizes each service."""
+
+import time
+
+import sipua
+
+from test_reginfo import UE, Watcher
+
+
+def send(net, user, method, password=None, ruri=None, extra=(), auth_user=None):
+    """An out-of-dialog request from a UE through the edge, answering the edge's challenge."""
+    ua = net.ua(user)
+    ruri = ruri or f"sip:{user}@a.example"
+    call_id = sipua.rand(12) + "@aaa"
+    tag = sipua.rand(8)
+
+    def build(cseq, more=()):
+        branch = "z9hG4bK" + sipua.rand(12)
+        lines = [f"{method} {ruri} SIP/2.0",
+                 f"Via: SIP/2.0/UDP {ua.ip}:{ua.port};rport;branch={branch}",
+                 "Max-Forwards: 70",
+                 f"From: <sip:{user}@a.example>;tag={tag}",
+                 f"To: <sip:{user}@a.example>" if method == "REGISTER" else f"To: <{ruri}>",
+                 f"Call-ID: {call_id}",
+                 f"CSeq: {cseq} {method}",
+                 f"Contact: <{ua.contact}>",
+                 "Event: presence", "Expires: 600", *extra, *more, "Content-Length: 0", "", ""]
+        return "\r\n".join(lines)
+
+    r = ua.request(build(1))
+    if r.status not in (401, 407) or password is None:
+        return r
+    name = "Authorization" if r.status == 401 else "Proxy-Authorization"
+    chal = r.header("www-authenticate" if r.status == 401 else "proxy-authenticate")
+    cred = sipua.digest_header(chal, auth_user or user, password, method, ruri, name)
+    return ua.request(build(2, [cred]))
+
+
+def test_register_needs_the_right_password(clean_net):
+    net = clean_net
+    r = send(net, "alice", "REGISTER", ruri="sip:a.example")
+    assert r.status == 401 and r.header("www-authenticate").startswith("Digest realm=\"a.example\"")
+    r = send(net, "alice", "REGISTER", "wrong-secret", ruri="sip:a.example")
+    assert r.status == 403 and r.reason == "Forbidden (wrong password)"
+    r = send(net, "mallory", "REGISTER", "x", ruri="sip:a.example")
+    assert r.status == 403 and r.reason == "Forbidden (unknown user)"
+    r = send(net, "alice", "REGISTER", "alice-secret", ruri="sip:a.example")
+    assert r.status == 200
+
+
+def test_other_requests_get_407_and_identity_is_asserted(clean_net):
+    net = clean_net
+    r = send(net, "bob", "SUBSCRIBE", ruri="sip:bob@a.example", extra=["Event: reg"])
+    assert r.status == 407 and r.header("proxy-authenticate")
+    # bob authenticates but claims to be alice in From: refused at the edge
+    r = send(net, "alice", "MESSAGE", "bob-secret", auth_user="bob")
+    assert r.status == 403 and "authenticated user" in r.reason
+
+
+def test_carol_may_not_publish_alice_may(clean_net):
+    net = clean_net
+    r = send(net, "carol", "PUBLISH", "carol-secret")
+    assert r.status == 403 and r.reason == "Forbidden (carol is not entitled to publish)"
+    r = send(net, "alice", "PUBLISH", "alice-secret")
+    # authorized; the presence server comes with imps_presence
+    assert r.status == 501
+
+
+def test_a_ue_cannot_assert_another_identity(clean_net):
+    # bob sends his own P-Asserted-Identity claiming alice: the edge removes it and asserts
+    # bob, so watching alice's registrations is refused
+    net = clean_net
+    ua = net.ua("bob")
+    s = sipua.Subscription(ua, "sip:alice@a.example")
+    r = s.subscribe(600, extra=["P-Asserted-Identity: <sip:alice@a.example>"])
+    assert r.status == 403 and "not authorized" in r.reason
+
+
+def test_haaa_down_gives_503_quickly_and_cached_authorizations_still_answer(clean_net):
+    net = clean_net
+    phone = UE(net, "carol")
+    phone.register(600)  # authorizes (and caches) carol's "register" at the HSP
+    net.radius.stop()
+    try:
+        r = send(net, "alice", "REGISTER", ruri="sip:a.example")
+        assert r.status == 401  # the challenge needs no HAAA
+        t0 = time.time()
+        r = send(net, "alice", "REGISTER", "alice-secret", ruri="sip:a.example")
+        took = time.time() - t0
+        assert r.status == 503 and r.header("retry-after") == "5"
+        assert took < 1.5, f"the edge waited {took:.2f} s for a dead HAAA"
+        assert "AAA unavailable" in net.edge.log_text()
+    finally:
+        net.radius.start()
