@@ -26,6 +26,7 @@
 #include "core/parser/digest/digest.h"
 #include "modules/auth/api.h"
 
+#include "common/shim/imps_log.h"
 #include "imps_aaa/imps_aaa_capi.h"
 
 MODULE_VERSION
@@ -131,18 +132,6 @@ static inline imps_aaa_str_t AS(str s)
 	r.s = s.s;
 	r.len = s.s ? (size_t)s.len : 0;
 	return r;
-}
-
-static void log_sink(int level, const char *msg)
-{
-	if(level == 0)
-		LM_ERR("%s\n", msg);
-	else if(level == 1)
-		LM_WARN("%s\n", msg);
-	else if(level == 2)
-		LM_INFO("%s\n", msg);
-	else
-		LM_DBG("%s\n", msg);
 }
 
 static void stat_cb(int which, long long delta)
@@ -494,7 +483,7 @@ static int child_init(int rank)
 	cfg.cache_prefix = cache_prefix;
 	cfg.cache_positive_ttl = cache_positive_ttl;
 	cfg.cache_negative_ttl = cache_negative_ttl;
-	host.log = log_sink;
+	host.log = imps_log_sink;
 	host.stat = stat_cb;
 	if(imps_aaa_open(&cfg, &host) < 0) {
 		LM_ERR("cannot initialize imps_aaa in process rank %d\n", rank);

@@ -38,6 +38,7 @@
 #include "modules/sl/sl.h"
 #include "modules/usrloc/usrloc.h"
 
+#include "common/shim/imps_log.h"
 #include "imps_reginfo/imps_reginfo_capi.h"
 
 MODULE_VERSION
@@ -171,24 +172,6 @@ static inline str SI(imps_str_t s)
 	r.s = (char *)s.s;
 	r.len = (int)s.len;
 	return r;
-}
-
-static void log_sink(int level, const char *msg)
-{
-	switch(level) {
-		case 0:
-			LM_ERR("%s\n", msg);
-			break;
-		case 1:
-			LM_WARN("%s\n", msg);
-			break;
-		case 2:
-			LM_INFO("%s\n", msg);
-			break;
-		default:
-			LM_DBG("%s\n", msg);
-			break;
-	}
 }
 
 static void stat_cb(int which, long long delta)
@@ -987,7 +970,7 @@ static int child_init(int rank)
 	cfg.remove_on_timeout = notify_timeout_action;
 	cfg.trusted_watchers = trusted_watchers;
 	memset(&host, 0, sizeof(host));
-	host.log = log_sink;
+	host.log = imps_log_sink;
 	host.send_notify = send_notify;
 	host.get_bindings = get_bindings;
 	host.stat = stat_cb;
