@@ -141,3 +141,60 @@ def test_accounting_start_and_stop_reach_freeradius(aaa):
     assert 'User-Name = "alice"' in detail
     assert "Acct-Status-Type = Start" in detail and "Acct-Status-Type = Stop" in detail
     assert 'NAS-Identifier = "imps"' in detail
+
+
+def test_forged_replies_are_dropped_on_the_sip_path(clean_net):
+    """A RADIUS 'server' that answers Access-Accept with a right Response Authenticator but no
+    Message-Authenticator (what a Blast-RADIUS forgery looks like): imps_aaa drops every
+    reply, counts it, and the request ends as AAA unavailable, within the budget."""
+    import socket
+    import struct
+    import threading
+
+    net = clean_net
+    secret = net.plan["IMPS_RADIUS_SECRET"].encode()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    port = sock.getsockname()[1]
+    seen = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                data, src = sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            code, ident, _ = struct.unpack("!BBH", data[:4])
+            seen.append(code)
+            head = struct.pack("!BBH", 2, ident, 20)
+            auth = hashlib.md5(head + data[4:20] + secret).digest()
+            sock.sendto(head + auth, src)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    kam = imps_net.Kamailio("aaa", "aaa-test", ("127.0.0.1", PORT), net.workdir,
+                           {"AAA_AUTH_SERVERS": f'"127.0.0.1:{port}:{secret.decode()}"'},
+                           cfg=os.path.join(HERE, "aaa", "aaa-test.cfg"))
+    kam.start()
+    try:
+        ua = net.ua("alice")
+        ua.proxy = ("127.0.0.1", PORT)
+        t0 = time.time()
+        r = request(ua, "MESSAGE", "alice", ["X-Service: publish"])
+        took = time.time() - t0
+        assert r.status == 503
+        assert took < 1.5
+        assert seen and all(c == 1 for c in seen)  # Access-Requests
+        # the first try and its retry were both forged (a retransmitted MESSAGE may be in
+        # another worker's hands still)
+        time.sleep(1.2)
+        assert 2 <= counter(kam, "forged_replies") <= len(seen)
+        assert counter(kam, "accepts") == 0
+        assert "no Message-Authenticator" in kam.log_text()
+    finally:
+        kam.stop()
+        stop.set()
+        t.join()
+        sock.close()

@@ -3,6 +3,7 @@ through the HAAA (FreeRADIUS) and asserts the identity; the HSP authorizes each 
 
 import time
 
+import imps_net
 import sipua
 
 from test_reginfo import UE, Watcher
@@ -92,4 +93,23 @@ def test_haaa_down_gives_503_quickly_and_cached_authorizations_still_answer(clea
         assert took < 1.5, f"the edge waited {took:.2f} s for a dead HAAA"
         assert "AAA unavailable" in net.edge.log_text()
     finally:
+        net.radius.start()
+
+
+def test_failover_to_the_second_haaa(clean_net):
+    # cfg/network.cfg lists a second FreeRADIUS (IMPS_RADIUS2_HOST): with the first one
+    # stopped, UEs are still authenticated and the HSP still authorizes
+    net = clean_net
+    second = imps_net.FreeRadius(net.workdir, host=net.plan["IMPS_RADIUS2_HOST"], name="radius2")
+    second.start()
+    net.radius.stop()
+    try:
+        r = send(net, "bob", "REGISTER", "bob-secret", ruri="sip:a.example")
+        assert r.status == 200, r.reason
+        r = send(net, "bob", "REGISTER", "bob-secret", ruri="sip:a.example")
+        assert r.status == 200, r.reason  # the dead first server is now skipped
+        stats = net.edge.rpc("stats.get_statistics", "imps_aaa:")
+        assert "imps_aaa:timeouts = 0" not in stats
+    finally:
+        second.stop()
         net.radius.start()
