@@ -141,6 +141,7 @@ run: $(DEPS_STAMP) all
 
 bench: $(DEPS_STAMP) all
 	$(PYTHON) tests/bench/bench_reginfo.py
+	$(PYTHON) tests/bench/bench_aaa.py
 
 install: all
 	install -d $(DESTDIR)$(MODDIR) $(DESTDIR)$(CFGDIR) $(DESTDIR)$(DOCDIR)

@@ -9,7 +9,7 @@ build-essential g++ make pkg-config dpkg-dev
 libxml2-dev libhiredis-dev libcurl4-openssl-dev libssl-dev
 googletest libgtest-dev clang libclang-rt-14-dev
 kamailio kamailio-presence-modules kamailio-postgres-modules kamailio-sqlite-modules
-kamailio-lua-modules
+kamailio-lua-modules kamailio-radius-modules
 redis-server sip-tester freeradius freeradius-utils
 python3 python3-pytest python3-lxml
 postgresql

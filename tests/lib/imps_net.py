@@ -101,6 +101,7 @@ class FreeRadius:
         self.acct_port = int(acct_port or PLAN["IMPS_RADIUS_ACCT_PORT"])
         self.secret = PLAN["IMPS_RADIUS_SECRET"]
         self.dir = os.path.join(workdir, f"{name}-{self.auth_port}")
+        self.legacy_client = "127.0.0.255"  # a client allowed without Message-Authenticator
         os.makedirs(self.dir, exist_ok=True)
         self.proc = None
 
@@ -113,7 +114,8 @@ class FreeRadius:
                    IMPS_RADIUS_RUN=self.dir, IMPS_RADIUS_ADDR=self.host,
                    IMPS_RADIUS_AUTH_PORT=str(self.auth_port),
                    IMPS_RADIUS_ACCT_PORT=str(self.acct_port), IMPS_RADIUS_SECRET=self.secret,
-                   IMPS_RADIUS_CLIENT_NET="127.0.0.0/8")
+                   IMPS_RADIUS_CLIENT_NET="127.0.0.0/8",
+                   IMPS_RADIUS_LEGACY_CLIENT=self.legacy_client)
         self.proc = subprocess.Popen(["/usr/sbin/freeradius", "-f", "-d",
                                       os.path.join(CFG_DIR, "freeradius"), "-D",
                                       "/usr/share/freeradius"], env=env,

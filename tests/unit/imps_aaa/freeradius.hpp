@@ -60,6 +60,7 @@ public:
 			::setenv("IMPS_RADIUS_ACCT_PORT", std::to_string(acct_port).c_str(), 1);
 			::setenv("IMPS_RADIUS_SECRET", "unit-secret", 1);
 			::setenv("IMPS_RADIUS_CLIENT_NET", "127.0.0.0/8", 1);
+			::setenv("IMPS_RADIUS_LEGACY_CLIENT", "127.0.0.255", 1);
 			std::string d = conf_dir();
 			::execl("/usr/sbin/freeradius", "freeradius", "-f", "-d", d.c_str(), "-D",
 					"/usr/share/freeradius", static_cast<char *>(nullptr));
