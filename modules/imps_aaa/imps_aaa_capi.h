@@ -60,7 +60,8 @@ typedef void (*imps_aaa_server_sink_f)(void *ctx, const char *role, const char *
 
 int imps_aaa_open(const imps_aaa_config_t *cfg, const imps_aaa_host_t *host) IMPS_AAA_NOEXCEPT;
 void imps_aaa_close(void) IMPS_AAA_NOEXCEPT;
-/* 1 ok, -2 wrong password, -3 unknown user, -5 AAA unavailable */
+/* 1 ok, -2 wrong password, -3 unknown user, -5 AAA unavailable, -6 credentials that do not
+ * fit a RADIUS attribute */
 int imps_aaa_authenticate(const imps_aaa_digest_t *d, char *error, size_t error_len) IMPS_AAA_NOEXCEPT;
 /* use_cache 0: ask the HAAA now (RPC check) */
 int imps_aaa_authorize(imps_aaa_str_t identity, imps_aaa_str_t service, int use_cache,

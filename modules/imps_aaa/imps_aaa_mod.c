@@ -162,6 +162,10 @@ static int ki_authenticate(struct sip_msg *msg, str *realm)
 	switch(auth_api.pre_auth(msg, realm, hftype, &h, NULL)) {
 		case NONCE_REUSED:
 		case STALE_NONCE:
+			/* pre_auth marked the credentials stale: the challenge says so, and the UA
+			 * retries with the new nonce without asking its user */
+			if(h && h->parsed)
+				cred = (auth_body_t *)h->parsed;
 			ret = -4;
 			goto challenge;
 		case NO_CREDENTIALS:
@@ -177,7 +181,8 @@ static int ki_authenticate(struct sip_msg *msg, str *realm)
 	}
 	cred = (auth_body_t *)h->parsed;
 	memset(&d, 0, sizeof(d));
-	d.username = AS(cred->digest.username.user);
+	/* the whole username: the UA's response covers "user@domain" when it sent that */
+	d.username = AS(cred->digest.username.whole);
 	d.realm = AS(cred->digest.realm);
 	d.nonce = AS(cred->digest.nonce);
 	d.uri = AS(cred->digest.uri);
@@ -189,10 +194,13 @@ static int ki_authenticate(struct sip_msg *msg, str *realm)
 	d.response = AS(cred->digest.response);
 	ret = imps_aaa_authenticate(&d, err, sizeof(err));
 	if(ret == 1) {
-		if(auth_api.post_auth(msg, h, NULL) != AUTHENTICATED)
-			return -6;
-		return 1;
+		if(auth_api.post_auth(msg, h, NULL) == AUTHENTICATED)
+			return 1;
+		ret = -6;
+		goto challenge;
 	}
+	if(ret == -6) /* credentials the HAAA cannot be asked about (too long) */
+		goto challenge;
 	if(ret == -5) {
 		LM_ERR("authentication of %.*s: AAA unavailable: %s\n", d.username.len > 0 ? (int)d.username.len : 0,
 				d.username.s ? d.username.s : "", err);
@@ -272,7 +280,8 @@ static void set_reply_xavp(imps_aaa_decision_t *d)
 	xavp_rm_by_name(&root, 1, NULL);
 	xavp_field(&list, "cached", 1, d->from_cache, NULL);
 	if(d->max_expires >= 0)
-		xavp_field(&list, "max_expires", 1, (int)d->max_expires, NULL);
+		xavp_field(&list, "max_expires", 1,
+				d->max_expires > 0x7fffffff ? 0x7fffffff : (int)d->max_expires, NULL);
 	if(d->klass[0])
 		xavp_field(&list, "class", 0, 0, d->klass);
 	if(d->reply_message[0])

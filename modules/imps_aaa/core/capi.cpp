@@ -22,13 +22,18 @@ Process *g_proc = nullptr;
 
 std::string S(imps_aaa_str_t s) { return s.s ? std::string(s.s, s.len) : std::string(); }
 
-void copy(char *dst, size_t cap, const std::string &src) noexcept
+void copy(char *dst, size_t cap, const char *src, size_t len) noexcept
 {
 	if (!dst || cap == 0) return;
-	size_t n = std::min(cap - 1, src.size());
-	std::memcpy(dst, src.data(), n);
+	size_t n = std::min(cap - 1, len);
+	std::memcpy(dst, src, n);
 	dst[n] = '\0';
 }
+
+void copy(char *dst, size_t cap, const std::string &src) noexcept { copy(dst, cap, src.data(), src.size()); }
+
+// for e.what() in catch handlers: nothing allocates
+void copy(char *dst, size_t cap, const char *src) noexcept { copy(dst, cap, src, std::strlen(src)); }
 
 // "ip:port:secret;ip:port:secret" (IPv6 in brackets: "[::1]:1812:secret")
 std::vector<ServerConfig> parse_servers(const char *spec)
@@ -54,7 +59,11 @@ std::vector<ServerConfig> parse_servers(const char *spec)
 		if (hp_end >= item.size() || item[hp_end] != ':') throw std::invalid_argument("bad server: " + item);
 		size_t pe = item.find(':', hp_end + 1);
 		if (pe == std::string::npos) throw std::invalid_argument("server without secret: " + s.host);
-		s.port = static_cast<uint16_t>(std::stoi(item.substr(hp_end + 1, pe - hp_end - 1)));
+		std::string port = item.substr(hp_end + 1, pe - hp_end - 1);
+		if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos
+				|| std::stoi(port) < 1 || std::stoi(port) > 65535)
+			throw std::invalid_argument("bad port in server: " + item);
+		s.port = static_cast<uint16_t>(std::stoi(port));
 		s.secret = item.substr(pe + 1);
 		if (s.secret.empty()) throw std::invalid_argument("server without secret: " + s.host);
 		out.push_back(s);
@@ -133,6 +142,9 @@ int imps_aaa_authenticate(const imps_aaa_digest_t *d, char *error, size_t error_
 		int r = static_cast<int>(g_proc->aaa->authenticate(dg, &err));
 		copy(error, error_len, err);
 		return r;
+	} catch (const std::length_error &e) {
+		copy(error, error_len, e.what());
+		return -6;
 	} catch (const std::exception &e) {
 		copy(error, error_len, e.what());
 	} catch (...) {
