@@ -38,6 +38,10 @@ typedef struct imps_aaa_config {
 	int redis_db, redis_timeout_ms;
 	const char *cache_prefix;
 	int cache_positive_ttl, cache_negative_ttl;
+	/* shared memory, one 64-bit slot per server of each list (zeroed): the servers' hold-down
+	 * state seen by every process; NULL: per process */
+	long long *shared_auth_state;
+	long long *shared_acct_state;
 } imps_aaa_config_t;
 
 typedef struct imps_aaa_digest {

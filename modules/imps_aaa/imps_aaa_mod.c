@@ -19,6 +19,7 @@
 #include "core/counters.h"
 #include "core/kemi.h"
 #include "core/xavp.h"
+#include "core/mem/shm_mem.h"
 #include "core/parser/msg_parser.h"
 #include "core/parser/parse_from.h"
 #include "core/parser/parse_uri.h"
@@ -52,6 +53,36 @@ static char *cache_prefix = "imps:aaa";
 static int cache_positive_ttl = 300;
 static int cache_negative_ttl = 60;
 static char *reply_xavp = "imps_aaa";
+
+/* the servers' hold-down state, in shared memory: one slot per server */
+static long long *shared_auth_state = NULL;
+static long long *shared_acct_state = NULL;
+
+static int count_servers(const char *spec)
+{
+	int n = 0, in = 0;
+	for(; spec && *spec; spec++) {
+		if(*spec == ';') {
+			in = 0;
+		} else if(!in) {
+			in = 1;
+			n++;
+		}
+	}
+	return n;
+}
+
+static long long *shared_state(const char *spec)
+{
+	int n = count_servers(spec);
+	long long *p;
+	if(n == 0)
+		return NULL;
+	p = (long long *)shm_malloc(n * sizeof(long long));
+	if(p)
+		memset(p, 0, n * sizeof(long long));
+	return p;
+}
 
 static auth_api_s_t auth_api;
 static int have_auth_api = 0;
@@ -453,6 +484,12 @@ static int mod_init(void)
 		LM_ERR("timeout, retries, budget or dead_time out of range\n");
 		return -1;
 	}
+	shared_auth_state = shared_state(auth_servers);
+	shared_acct_state = shared_state(acct_servers);
+	if(shared_auth_state == NULL) {
+		SHM_MEM_ERROR;
+		return -1;
+	}
 	bind_auth = (bind_auth_s_t)find_export("bind_auth_s", 0, 0);
 	if(bind_auth && bind_auth(&auth_api) == 0)
 		have_auth_api = 1;
@@ -492,6 +529,8 @@ static int child_init(int rank)
 	cfg.cache_prefix = cache_prefix;
 	cfg.cache_positive_ttl = cache_positive_ttl;
 	cfg.cache_negative_ttl = cache_negative_ttl;
+	cfg.shared_auth_state = shared_auth_state;
+	cfg.shared_acct_state = shared_acct_state;
 	host.log = imps_log_sink;
 	host.stat = stat_cb;
 	if(imps_aaa_open(&cfg, &host) < 0) {

@@ -91,15 +91,28 @@ def test_haaa_down_gives_503_quickly_and_cached_authorizations_still_answer(clea
         took = time.time() - t0
         assert r.status == 503 and r.header("retry-after") == "5"
         assert took < 1.5, f"the edge waited {took:.2f} s for a dead HAAA"
+        # the hold-down is shared by the edge's processes: whichever worker takes the next
+        # requests, none waits for the dead servers again
+        for _ in range(6):
+            t0 = time.time()
+            r = send(net, "alice", "REGISTER", "alice-secret", ruri="sip:a.example")
+            assert r.status == 503
+            assert time.time() - t0 < 0.3
         assert "AAA unavailable" in net.edge.log_text()
     finally:
         net.radius.start()
+        # both servers are held down (dead_time) in every process now: restart the proxies
+        net.edge.restart()
+        net.hsp.restart()
 
 
 def test_failover_to_the_second_haaa(clean_net):
     # cfg/network.cfg lists a second FreeRADIUS (IMPS_RADIUS2_HOST): with the first one
     # stopped, UEs are still authenticated and the HSP still authorizes
     net = clean_net
+    # fresh proxies: an earlier test may have left both servers held down (dead_time)
+    net.edge.restart()
+    net.hsp.restart()
     second = imps_net.FreeRadius(net.workdir, host=net.plan["IMPS_RADIUS2_HOST"], name="radius2")
     second.start()
     net.radius.stop()
@@ -113,3 +126,6 @@ def test_failover_to_the_second_haaa(clean_net):
     finally:
         second.stop()
         net.radius.start()
+        # the second server is held down now; later tests get proxies with a clean state
+        net.edge.restart()
+        net.hsp.restart()

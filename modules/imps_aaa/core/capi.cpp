@@ -85,6 +85,11 @@ int imps_aaa_open(const imps_aaa_config_t *cfg, const imps_aaa_host_t *host) noe
 		AaaConfig c;
 		c.auth.servers = parse_servers(cfg->auth_servers);
 		c.acct.servers = parse_servers(cfg->acct_servers);
+		static_assert(sizeof(std::atomic<int64_t>) == sizeof(long long)
+						&& std::atomic<int64_t>::is_always_lock_free,
+				"shared server state needs address-free 64-bit atomics");
+		c.auth.shared_dead_until = reinterpret_cast<std::atomic<int64_t> *>(cfg->shared_auth_state);
+		c.acct.shared_dead_until = reinterpret_cast<std::atomic<int64_t> *>(cfg->shared_acct_state);
 		for (ClientConfig *cc : {&c.auth, &c.acct}) {
 			cc->timeout_ms = cfg->timeout_ms;
 			cc->retries = cfg->retries;

@@ -17,6 +17,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+int64_t epoch_ms()
+{
+	return std::chrono::duration_cast<std::chrono::milliseconds>(
+			std::chrono::system_clock::now().time_since_epoch())
+			.count();
+}
+
 int ms_left(Clock::time_point deadline)
 {
 	auto d = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -164,13 +171,26 @@ Result Client::send(Packet request)
 	for (size_t i = 0; i < servers_.size(); ++i) {
 		ServerState &s = servers_[i];
 		if (ms_left(deadline) <= 0) break;
+		std::atomic<int64_t> *shared = cfg_.shared_dead_until ? &cfg_.shared_dead_until[i] : nullptr;
+		if (shared && !s.dead) {
+			// another process found it dead: hold it down here too, for what is left
+			int64_t until = shared->load(std::memory_order_relaxed);
+			int64_t left = until - epoch_ms();
+			if (left > 0) {
+				s.dead = true;
+				s.dead_until = Clock::now() + std::chrono::milliseconds(left);
+				continue;
+			}
+		}
 		if (s.dead) {
 			if (Clock::now() < s.dead_until) continue;
 			if (!probe(s, deadline)) {  // Status-Server (RFC 5997) before real traffic
 				s.dead_until = Clock::now() + std::chrono::seconds(cfg_.dead_time_s);
+				if (shared) shared->store(epoch_ms() + cfg_.dead_time_s * 1000LL, std::memory_order_relaxed);
 				continue;
 			}
 			s.dead = false;
+			if (shared) shared->store(0, std::memory_order_relaxed);
 			IMPS_INFO("RADIUS server %s:%u is back", s.cfg.host.c_str(), s.cfg.port);
 		}
 		if (tried_any) ++s.failovers;
@@ -194,6 +214,7 @@ Result Client::send(Packet request)
 		}
 		s.dead = true;
 		s.dead_until = Clock::now() + std::chrono::seconds(cfg_.dead_time_s);
+		if (shared) shared->store(epoch_ms() + cfg_.dead_time_s * 1000LL, std::memory_order_relaxed);
 		IMPS_WARN("RADIUS server %s:%u marked dead for %d s: %s", s.cfg.host.c_str(), s.cfg.port,
 				cfg_.dead_time_s, err.c_str());
 		res.error = err;

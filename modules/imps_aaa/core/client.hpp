@@ -7,6 +7,7 @@
 
 #include "radius.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -26,6 +27,11 @@ struct ClientConfig {
 	int retries = 1;        // tries after the first, per server
 	int budget_ms = 1000;   // all tries of one request, every server included
 	int dead_time_s = 30;   // a server that timed out is skipped this long, then probed
+	// Optional: one slot per server in memory every Kamailio process maps (shared memory),
+	// holding until when (ms since the epoch, 0: alive) the server is held down. One process
+	// finding a server dead spares every other process the wait. Lock-free 64-bit atomics
+	// are address-free, so they work across processes.
+	std::atomic<int64_t> *shared_dead_until = nullptr;
 };
 
 struct ServerState {

@@ -297,3 +297,23 @@ TEST(RadiusClient, DeadServerIsProbedBackWithStatusServer)
 	EXPECT_EQ(status_seen.load(), 1);
 	EXPECT_FALSE(c.servers()[0].dead);
 }
+
+TEST(RadiusClient, HoldDownIsSharedBetweenProcesses)
+{
+	// two clients (two Kamailio processes) sharing the servers' state: once one has found the
+	// server dead, the other skips it at once instead of waiting for its own timeouts
+	Responder silent([](const std::string &) { return std::vector<std::string>{}; });
+	std::atomic<int64_t> shared[1];
+	shared[0] = 0;
+	ClientConfig cfg = one(silent.port);
+	cfg.shared_dead_until = shared;
+	Client a(cfg), b(cfg);
+	EXPECT_EQ(a.send(authorize("alice", "publish")).outcome, Outcome::Unavailable);
+	EXPECT_GT(shared[0].load(), 0);
+	auto t0 = Clock::now();
+	auto res = b.send(authorize("alice", "publish"));
+	EXPECT_EQ(res.outcome, Outcome::Unavailable);
+	EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 20);
+	EXPECT_EQ(silent.received.load(), 2);  // only a's two tries ever reached the server
+	EXPECT_TRUE(b.servers()[0].dead);
+}
