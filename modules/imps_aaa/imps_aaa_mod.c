@@ -26,6 +26,7 @@
 #include "core/parser/parse_ppi_pai.h"
 #include "core/parser/digest/digest.h"
 #include "modules/auth/api.h"
+#include "modules/usrloc/usrloc.h"
 
 #include "common/shim/imps_log.h"
 #include "imps_aaa/imps_aaa_capi.h"
@@ -53,6 +54,9 @@ static char *cache_prefix = "imps:aaa";
 static int cache_positive_ttl = 300;
 static int cache_negative_ttl = 60;
 static char *reply_xavp = "imps_aaa";
+static int account_registrations = 0;
+static char *usrloc_domain = "location";
+static usrloc_api_t ul;
 
 /* the servers' hold-down state, in shared memory: one slot per server */
 static long long *shared_auth_state = NULL;
@@ -131,6 +135,8 @@ static param_export_t params[] = {
 	{"cache_positive_ttl", PARAM_INT, &cache_positive_ttl},
 	{"cache_negative_ttl", PARAM_INT, &cache_negative_ttl},
 	{"reply_xavp", PARAM_STRING, &reply_xavp},
+	{"account_registrations", PARAM_INT, &account_registrations},
+	{"usrloc_domain", PARAM_STRING, &usrloc_domain},
 	{0, 0, 0}
 };
 
@@ -393,6 +399,36 @@ static int w_account(struct sip_msg *msg, char *event, char *p2)
 	return ki_account(msg, &s);
 }
 
+/* ---- accounting of registrations --------------------------------------------------------- */
+
+/* usrloc callback (account_registrations = 1): Accounting-Request Start when a binding is
+ * created, Stop when it is removed or expires; Acct-Session-Id is the binding's ruid, User-Name
+ * the user of the AoR. */
+static void ul_acct_cb(ucontact_t *c, int type, void *param)
+{
+	str user;
+	char *at;
+	char err[256];
+	int status;
+
+	if(c->domain == NULL || c->domain->len != (int)strlen(usrloc_domain)
+			|| strncmp(c->domain->s, usrloc_domain, c->domain->len) != 0)
+		return;
+	if(type & UL_CONTACT_INSERT)
+		status = 1;
+	else if(type & (UL_CONTACT_DELETE | UL_CONTACT_EXPIRE))
+		status = 2;
+	else
+		return;
+	user = *c->aor;
+	at = memchr(user.s, '@', user.len);
+	if(at)
+		user.len = at - user.s;
+	if(imps_aaa_account(AS(user), AS(c->ruid), status, err, sizeof(err)) < 0)
+		LM_WARN("accounting %s of %.*s's binding failed: %s\n", status == 1 ? "Start" : "Stop",
+				c->aor->len, c->aor->s, err);
+}
+
 /* ---- RPC --------------------------------------------------------------------------------- */
 
 struct rpc_ctx_pair
@@ -495,6 +531,16 @@ static int mod_init(void)
 		have_auth_api = 1;
 	else
 		LM_INFO("auth module not loaded: imps_aaa_authenticate() is unavailable\n");
+	if(account_registrations) {
+		bind_usrloc_t bind_usrloc = (bind_usrloc_t)find_export("ul_bind_usrloc", 1, 0);
+		if(bind_usrloc == NULL || bind_usrloc(&ul) < 0
+				|| ul.register_ulcb(UL_CONTACT_INSERT | UL_CONTACT_DELETE | UL_CONTACT_EXPIRE,
+						   ul_acct_cb, 0)
+						   < 0) {
+			LM_ERR("account_registrations needs usrloc loaded before imps_aaa\n");
+			return -1;
+		}
+	}
 	if(register_module_stats(exports.name, mod_stats) != 0) {
 		LM_ERR("cannot register statistics\n");
 		return -1;

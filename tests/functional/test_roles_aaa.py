@@ -1,6 +1,8 @@
 """AAA in the roles (seed figures 2 to 4, section 8.1): the edge proxy authenticates UEs
 through the HAAA (FreeRADIUS) and asserts the identity; the HSP authorizes each service."""
 
+import os
+import re
 import time
 
 import imps_net
@@ -129,3 +131,25 @@ def test_failover_to_the_second_haaa(clean_net):
         # the second server is held down now; later tests get proxies with a clean state
         net.edge.restart()
         net.hsp.restart()
+
+
+def test_registrations_are_accounted(clean_net):
+    # the HSP sends Accounting-Request Start for a new binding and Stop when it goes
+    net = clean_net
+    phone = UE(net, "bob")
+    phone.register(600)
+    phone.register(0)
+    deadline = time.time() + 3
+    detail = ""
+    while time.time() < deadline:
+        if os.path.exists(net.radius.detail_file):
+            detail = open(net.radius.detail_file).read()
+            if detail.count('User-Name = "bob"') >= 2:
+                break
+        time.sleep(0.1)
+    records = [r for r in detail.split("\n\n") if 'User-Name = "bob"' in r]
+    starts = [r for r in records if "Acct-Status-Type = Start" in r]
+    stops = [r for r in records if "Acct-Status-Type = Stop" in r]
+    assert starts and stops, detail
+    sid = re.search(r'Acct-Session-Id = "([^"]+)"', starts[-1]).group(1)
+    assert f'Acct-Session-Id = "{sid}"' in stops[-1]
