@@ -274,8 +274,9 @@ void Engine::binding_changed(const std::string &aor, const Binding &changed, Cha
 	full.reg_id = registration_id(aor);
 	bool any_active = !removed;
 	for (const auto &b : current) {
-		if (contact_id(aor, b.key()) == cid) continue;
-		auto it = r.all.find(contact_id(aor, b.key()));
+		const std::string id = contact_id(aor, b.key());  // one SHA-256 per binding
+		if (id == cid) continue;
+		auto it = r.all.find(id);
 		full.contacts.push_back(entry(aor, b, it == r.all.end() ? nullptr : &it->second, now));
 		any_active = true;
 	}
