@@ -89,8 +89,11 @@ $(BUILD)/modules/$(1).so: $$($(1)_OBJS) $(COMMON_OBJS) mk/module.map
 	@mkdir -p $$(dir $$@)
 	@echo '  LD    $$@'
 	@$(CXX) -shared -o $$@ $$($(1)_OBJS) $(COMMON_OBJS) $(DEB_LDFLAGS) \
-		-Wl,--version-script=mk/module.map $(PKG_LIBS) -lstdc++
+		-Wl,--version-script=mk/module.map $$($(1)_LIBS) $(PKG_LIBS) -lstdc++
 endef
+# Kamailio's own libraries a module links with (as Debian's modules do, with a run path)
+KAMAILIO_LIBDIR := /usr/lib/x86_64-linux-gnu/kamailio
+imps_presence_LIBS := -L$(KAMAILIO_LIBDIR) -lsrdb1 -Wl,-rpath,$(KAMAILIO_LIBDIR)/
 $(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
 
 # core objects of a module, for unit tests (everything but the C shim)

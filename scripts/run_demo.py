@@ -23,6 +23,10 @@ def main():
     radius = imps_net.FreeRadius(workdir)
     hsp = imps_net.hsp_a(workdir)
     edge = imps_net.edge_a(workdir)
+    ps = imps_net.ps_a(workdir)
+    if not os.path.exists(imps_net.presence_db_path()):
+        # the watcher rules are kept across runs: an admin's changes stay
+        imps_net.make_presence_db()
     started = []
     stop = {"now": False}
 
@@ -32,8 +36,8 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for what, srv in (("redis-server", redis), ("FreeRADIUS (HAAA)", radius), ("HSP", hsp),
-                          ("edge proxy", edge)):
+        for what, srv in (("redis-server", redis), ("FreeRADIUS (HAAA)", radius), ("presence server", ps),
+                          ("HSP", hsp), ("edge proxy", edge)):
             print(f"starting {what} ...", flush=True)
             srv.start()
             started.append((what, srv))
@@ -43,6 +47,8 @@ IMPS demo network is up (domain {P['IMPS_DOMAIN_A']}); Ctrl-C stops everything.
 
   subscriber edge proxy  udp+tcp {ip}:{P['IMPS_EDGE_A_PORT']}   kamcmd -s unix:{edge.ctl}
   HSP (registrar, reg)   udp+tcp {ip}:{P['IMPS_HSP_A_PORT']}   kamcmd -s unix:{hsp.ctl}
+  presence server        udp+tcp {ip}:{P['IMPS_PS_A_PORT']}   kamcmd -s unix:{ps.ctl}
+  watcher rules          {imps_net.presence_db_path()} (users of {P['IMPS_DOMAIN_A']} see each other)
   Redis                  {redis.host}:{redis.port}
   HAAA (FreeRADIUS)      {radius.host}:{radius.auth_port} (auth), {radius.acct_port} (acct)
   subscribers            alice, bob, carol @ {P['IMPS_DOMAIN_A']}, password <name>-secret
@@ -56,6 +62,8 @@ Try it:
   kamcmd -s unix:{hsp.ctl} ul.dump
   kamcmd -s unix:{hsp.ctl} imps_reginfo.show alice@{P['IMPS_DOMAIN_A']}
   kamcmd -s unix:{hsp.ctl} imps_reginfo.list
+  kamcmd -s unix:{ps.ctl} imps_presence.list
+  kamcmd -s unix:{ps.ctl} imps_presence.show alice@{P['IMPS_DOMAIN_A']}
 """, flush=True)
         while not stop["now"]:
             for what, srv in started:

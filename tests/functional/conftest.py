@@ -14,6 +14,7 @@ import sipua  # noqa: E402
 
 # Short timers so that expiry can be tested in seconds (kamailio -A overrides of hsp.cfg).
 HSP_DEFINES = {"REG_MIN_EXPIRES": 1, "UL_TIMER_INTERVAL": 1, "REGINFO_MIN_EXPIRES": 2}
+PS_DEFINES = {"PS_MIN_EXPIRES": 2, "PS_PUB_MIN_EXPIRES": 2, "PS_NOTIFY_INTERVAL": 0}
 USERS = ("alice", "bob", "carol")
 
 
@@ -27,6 +28,7 @@ class Net:
         self.radius = imps_net.FreeRadius(workdir)
         self.hsp = imps_net.hsp_a(workdir, HSP_DEFINES)
         self.edge = imps_net.edge_a(workdir)
+        self.ps = imps_net.ps_a(workdir, PS_DEFINES)
         self.uas = []
 
     @property
@@ -36,6 +38,8 @@ class Net:
     def start(self):
         self.redis.start()
         self.radius.start()
+        imps_net.make_presence_db()
+        self.ps.start()
         self.hsp.start()
         self.edge.start()
 
@@ -44,6 +48,7 @@ class Net:
             ua.close()
         self.edge.stop()
         self.hsp.stop()
+        self.ps.stop()
         self.radius.stop()
         self.redis.stop()
 
@@ -63,6 +68,9 @@ class Net:
             self.radius.start()
         if self.hsp.proc is None or self.hsp.proc.poll() is not None:
             self.hsp.start()
+        imps_net.presence_rules([("a.example", "a.example", "allow")])
+        if self.ps.proc is None or self.ps.proc.poll() is not None:
+            self.ps.start()
         self.redis.flush()
         for u in USERS:
             self.hsp.rpc("ul.rm", "location", f"{u}@{self.domain}", check=False)

@@ -223,6 +223,46 @@ def hsp_a(workdir, defines=None):
                     defines)
 
 
+SQL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sql")
+
+
+def presence_db_path():
+    return os.path.join(PLAN["IMPS_RUN_DIR"], PLAN["IMPS_PS_A_DB_FILE"])
+
+
+def make_presence_db(path=None, demo_rules=True):
+    """A fresh rules database for the presence server, made from sql/ (as make run does)."""
+    import sqlite3
+    path = path or presence_db_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.exists(path):
+        os.unlink(path)
+    db = sqlite3.connect(path)
+    with open(os.path.join(SQL_DIR, "imps_presence-create.sql")) as f:
+        db.executescript(f.read())
+    if demo_rules:
+        with open(os.path.join(SQL_DIR, "imps_presence-demo.sql")) as f:
+            db.executescript(f.read())
+    db.commit()
+    db.close()
+    return path
+
+
+def presence_rules(rows, path=None):
+    """Replaces every rule: rows of (presentity, watcher, action)."""
+    import sqlite3
+    db = sqlite3.connect(path or presence_db_path())
+    db.execute("DELETE FROM imps_presence_rules")
+    db.executemany("INSERT INTO imps_presence_rules (presentity, watcher, action) VALUES (?, ?, ?)", rows)
+    db.commit()
+    db.close()
+
+
+def ps_a(workdir, defines=None):
+    return Kamailio("presence", "ps-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_PS_A_PORT"])), workdir,
+                    defines)
+
+
 def make_workdir(prefix="imps-"):
     return tempfile.mkdtemp(prefix=prefix)
 

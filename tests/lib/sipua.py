@@ -170,7 +170,8 @@ class UA:
     def request(self, text, dest=None, timeout=5.0, want_final=True):
         """Sends a request (retransmitted over UDP until a response) and returns the final
         response."""
-        branch = re.search(r"branch=([^;\s]+)", text).group(1)
+        head = text.decode(errors="replace") if isinstance(text, bytes) else text
+        branch = re.search(r"branch=([^;\s]+)", head).group(1)
         deadline = time.time() + timeout
         interval = 0.5
         next_send = 0
@@ -188,7 +189,7 @@ class UA:
             if r.status >= 200 or not want_final:
                 return r
             next_send = deadline  # provisional: stop retransmitting
-        raise TimeoutError("no final response to:\n" + text.split("\r\n")[0])
+        raise TimeoutError("no final response to:\n" + head.split("\r\n")[0])
 
     def wait_request(self, method="NOTIFY", timeout=5.0):
         deadline = time.time() + timeout
@@ -289,3 +290,66 @@ class Subscription:
 
     def unsubscribe(self):
         return self.subscribe(0)
+
+
+class Publisher:
+    """The publisher side of RFC 3903: one device's publication of its user's presence, sent
+    through the edge proxy (answering its digest challenge)."""
+
+    def __init__(self, ua, target=None):
+        self.ua = ua
+        self.target = target or f"sip:{ua.user}@{ua.domain}"
+        self.etag = None
+        self.password = f"{ua.user}-secret"
+        self.call_id = rand(16) + "@pub"
+        self.cseq = 0
+
+    def _build(self, body, expires, etag, content_type, event, extra):
+        self.cseq += 1
+        branch = "z9hG4bK" + rand(12)
+        body = body.encode() if isinstance(body, str) else (body or b"")
+        lines = [f"PUBLISH {self.target} SIP/2.0",
+                 f"Via: SIP/2.0/UDP {self.ua.ip}:{self.ua.port};rport;branch={branch}",
+                 "Max-Forwards: 70",
+                 f"From: <sip:{self.ua.user}@{self.ua.domain}>;tag={rand(8)}",
+                 f"To: <{self.target}>",
+                 f"Call-ID: {self.call_id}",
+                 f"CSeq: {self.cseq} PUBLISH"]
+        if event is not None:
+            lines.append(f"Event: {event}")
+        if expires is not None:
+            lines.append(f"Expires: {expires}")
+        if etag:
+            lines.append(f"SIP-If-Match: {etag}")
+        if body and content_type:
+            lines.append(f"Content-Type: {content_type}")
+        lines += list(extra or [])
+        lines += [f"Content-Length: {len(body)}", "", ""]
+        return "\r\n".join(lines).encode() + body
+
+    def publish(self, body=None, expires=600, etag="current", content_type="application/pidf+xml",
+                event="presence", extra=None, keep_etag=True):
+        """Sends a PUBLISH; etag="current" uses the last ETag (none for the first), None sends
+        no SIP-If-Match. Returns the final response; on 2xx the new ETag is kept."""
+        tag = self.etag if etag == "current" else etag
+        msg = self._build(body, expires, tag, content_type, event, extra)
+        resp = self.ua.request(msg)
+        if resp.status == 407 and self.password:
+            auth = digest_header(resp.header("proxy-authenticate"), self.ua.user, self.password,
+                                 "PUBLISH", self.target)
+            msg = self._build(body, expires, tag, content_type, event, list(extra or []) + [auth])
+            resp = self.ua.request(msg)
+        if 200 <= resp.status < 300 and keep_etag:
+            self.etag = resp.header("sip-etag") if expires != 0 else None
+        return resp
+
+
+def pidf(user, domain, basic="open", tuple_id="t1", note=None, extra_tuple="", person=""):
+    """A small PIDF document of user@domain."""
+    n = f"<note>{note}</note>" if note else ""
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<presence xmlns="urn:ietf:params:xml:ns:pidf" '
+            f'xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" '
+            f'xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:{user}@{domain}">'
+            f'<tuple id="{tuple_id}"><status><basic>{basic}</basic></status>'
+            f'<contact>sip:{user}@{domain}</contact>{n}</tuple>{extra_tuple}{person}</presence>')

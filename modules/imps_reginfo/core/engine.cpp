@@ -1,6 +1,7 @@
 #include "engine.hpp"
 
 #include "imps/hash.hpp"
+#include "imps/sip_text.hpp"
 #include "imps/log.hpp"
 #include "imps/redis.hpp"
 
@@ -10,50 +11,6 @@
 
 namespace imps::reginfo {
 namespace {
-
-std::string trim(const std::string &s)
-{
-	size_t b = 0, e = s.size();
-	while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-	while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-	return s.substr(b, e - b);
-}
-
-std::string lower(std::string s)
-{
-	for (char &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-	return s;
-}
-
-bool accepts_reginfo(const std::vector<std::string> &ranges)
-{
-	for (const auto &r : ranges) {
-		std::string t = lower(trim(r.substr(0, r.find(';'))));
-		if (t == "application/reginfo+xml" || t == "application/*" || t == "*/*") return true;
-	}
-	return false;
-}
-
-// The id parameter of an Event header value ("reg;id=7" -> "7"), echoed in every NOTIFY.
-std::string event_id(const std::string &event)
-{
-	size_t pos = 0;
-	while ((pos = event.find(';', pos)) != std::string::npos) {
-		++pos;
-		size_t eq = event.find('=', pos);
-		size_t end = event.find(';', pos);
-		std::string name = lower(trim(event.substr(pos, (eq == std::string::npos || eq > end ? end : eq) - pos)));
-		if (name == "id" && eq != std::string::npos && (end == std::string::npos || eq < end)) {
-			std::string v = trim(event.substr(eq + 1, end == std::string::npos ? std::string::npos : end - eq - 1));
-			// a token (RFC 3261): nothing that could break the header
-			bool ok = !v.empty() && v.size() <= 64;
-			for (char c : v)
-				if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-.!%*_+`'~", c))) ok = false;
-			return ok ? v : std::string();
-		}
-	}
-	return {};
-}
 
 std::string strip_angle(const std::string &s)
 {
@@ -160,7 +117,7 @@ SubscribeResponse Engine::subscribe(const SubscribeRequest &req)
 		res.headers.push_back("Allow-Events: reg");
 		return res;
 	}
-	if (req.has_accept && !accepts_reginfo(req.accept)) {
+	if (req.has_accept && !accepts(req.accept, "application/reginfo+xml")) {
 		res.code = 406;
 		res.reason = "Not Acceptable (Accept must allow application/reginfo+xml)";
 		res.headers.push_back("Accept: application/reginfo+xml");

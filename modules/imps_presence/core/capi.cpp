@@ -1,0 +1,374 @@
+// extern "C" entry points: convert the shim's POD structs to the core's types, and make sure
+// no exception crosses into Kamailio.
+#include "../imps_presence_capi.h"
+
+#include "engine.hpp"
+#include "imps/log.hpp"
+#include "imps/redis.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <sstream>
+
+using namespace imps::presence;
+
+namespace {
+
+std::string S(imps_pstr_t s) { return s.s ? std::string(s.s, s.len) : std::string(); }
+imps_pstr_t V(const std::string &x) { return imps_pstr_t{x.data(), x.size()}; }
+
+long long now_ms()
+{
+	using namespace std::chrono;
+	return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+struct HostAdapter final : Host {
+	imps_presence_host_t h{};
+
+	bool send_notify(const Subscription &s, const std::string &body, const std::string &ctype,
+			const std::string &state) override
+	{
+		imps_presence_notify_t n{};
+		n.sid = V(s.sid);
+		n.presentity = V(s.presentity);
+		n.event = V(s.event);
+		n.event_id = V(s.event_id);
+		n.callid = V(s.callid);
+		n.local_tag = V(s.local_tag);
+		n.remote_tag = V(s.remote_tag);
+		n.local_uri = V(s.local_uri);
+		n.remote_uri = V(s.remote_uri);
+		n.remote_target = V(s.remote_target);
+		n.route_set = V(s.route_set);
+		n.socket = V(s.socket);
+		n.local_contact = V(s.local_contact);
+		n.body = V(body);
+		n.content_type = V(ctype);
+		n.subscription_state = V(state);
+		n.cseq = s.cseq;
+		return h.send_notify && h.send_notify(&n) == 0;
+	}
+
+	Action rule(const std::string &presentity, const std::string &watcher) override
+	{
+		int a = h.rule ? h.rule(V(presentity), V(watcher)) : IMPS_ACTION_CONFIRM;
+		switch (a) {
+		case IMPS_ACTION_ALLOW: return Action::Allow;
+		case IMPS_ACTION_BLOCK: return Action::Block;
+		case IMPS_ACTION_POLITE_BLOCK: return Action::PoliteBlock;
+		default: return Action::Confirm;
+		}
+	}
+
+	void stat(Stat which, long long delta) override
+	{
+		if (h.stat) h.stat(static_cast<int>(which), delta);
+	}
+	void lock(const std::string &p) override
+	{
+		if (h.lock) h.lock(V(p));
+	}
+	void unlock(const std::string &p) override
+	{
+		if (h.unlock) h.unlock(V(p));
+	}
+};
+
+struct Process {
+	HostAdapter host;
+	std::unique_ptr<imps::Redis> redis;
+	std::unique_ptr<Store> store;
+	std::unique_ptr<Engine> engine;
+	std::string last_error;
+};
+Process *g_proc = nullptr;
+
+void copy(char *dst, size_t cap, std::string_view src) noexcept
+{
+	size_t n = std::min(cap - 1, src.size());
+	std::memcpy(dst, src.data(), n);
+	dst[n] = '\0';
+}
+
+void set_reply(imps_presence_reply_t *rep, int code, std::string_view reason, std::string_view hdrs) noexcept
+{
+	rep->code = code;
+	copy(rep->reason, sizeof(rep->reason), reason);
+	copy(rep->headers, sizeof(rep->headers), hdrs);
+}
+
+void to_reply(const Response &r, imps_presence_reply_t *rep)
+{
+	std::string hdrs;
+	for (const auto &h : r.headers) hdrs += h + "\r\n";
+	set_reply(rep, r.code, r.reason, hdrs);
+}
+
+// Runs f with every exception turned into a logged error and `fallback`; a Redis failure is
+// remembered as the process's last error.
+template <class F, class R>
+R guarded(const char *where, R fallback, F &&f) noexcept
+{
+	try {
+		if (!g_proc) throw std::runtime_error("module not initialized in this process");
+		return f();
+	} catch (const std::exception &e) {
+		try {
+			if (g_proc) g_proc->last_error = e.what();
+		} catch (...) {
+		}
+		IMPS_ERR("%s: %s", where, e.what());
+	} catch (...) {
+		IMPS_ERR("%s: unknown error", where);
+	}
+	return fallback;
+}
+
+// A request handler: on a Redis failure 503 with Retry-After, on anything else 500.
+template <class F>
+int answer(const char *where, imps_presence_reply_t *rep, F &&f) noexcept
+{
+	try {
+		if (!g_proc) throw std::runtime_error("module not initialized in this process");
+		to_reply(f(), rep);
+		return 0;
+	} catch (const imps::RedisError &e) {
+		if (g_proc) g_proc->last_error = e.what();
+		IMPS_ERR("%s: %s", where, e.what());
+		if (g_proc) g_proc->engine->flush();
+		set_reply(rep, 503, "Service Unavailable (state store unreachable)", "Retry-After: 5\r\n");
+	} catch (const std::exception &e) {
+		IMPS_ERR("%s: %s", where, e.what());
+		set_reply(rep, 500, "Server Internal Error", "");
+	} catch (...) {
+		set_reply(rep, 500, "Server Internal Error", "");
+	}
+	return -1;
+}
+
+}  // namespace
+
+extern "C" {
+
+int imps_presence_open(const imps_presence_config_t *cfg, const imps_presence_host_t *host) noexcept
+{
+	try {
+		imps_presence_close();
+		auto p = std::make_unique<Process>();
+		p->host.h = *host;
+		imps::set_log_sink(host->log);
+		imps::RedisConfig rc;
+		rc.host = cfg->redis_host ? cfg->redis_host : "127.0.0.1";
+		rc.port = cfg->redis_port;
+		rc.password = cfg->redis_password ? cfg->redis_password : "";
+		rc.db = cfg->redis_db;
+		rc.connect_timeout_ms = cfg->redis_connect_timeout_ms;
+		rc.timeout_ms = cfg->redis_timeout_ms;
+		rc.retry_interval_ms = cfg->redis_retry_interval_ms;
+		p->redis = std::make_unique<imps::Redis>(rc);
+		p->store = make_redis_store(*p->redis, cfg->key_prefix ? cfg->key_prefix : "imps:presence");
+		Config c;
+		c.min_expires = cfg->min_expires;
+		c.max_expires = cfg->max_expires;
+		c.default_expires = cfg->default_expires;
+		c.pub_min_expires = cfg->pub_min_expires;
+		c.pub_max_expires = cfg->pub_max_expires;
+		c.pub_default_expires = cfg->pub_default_expires;
+		c.max_body_size = static_cast<size_t>(cfg->max_body_size);
+		c.max_publications = cfg->max_publications;
+		c.min_notify_interval_ms = cfg->min_notify_interval_ms;
+		c.offline_document = cfg->offline_document ? cfg->offline_document : "";
+		p->engine = std::make_unique<Engine>(c, *p->store, p->host);
+		g_proc = p.release();
+		try {
+			g_proc->redis->command({"PING"});
+		} catch (const std::exception &e) {
+			IMPS_WARN("Redis not reachable yet (will retry on use): %s", e.what());
+		}
+		return 0;
+	} catch (const std::exception &e) {
+		IMPS_ERR("imps_presence_open: %s", e.what());
+	} catch (...) {
+		IMPS_ERR("imps_presence_open: unknown error");
+	}
+	return -1;
+}
+
+int imps_presence_is_open(void) noexcept { return g_proc != nullptr; }
+
+void imps_presence_close(void) noexcept
+{
+	delete g_proc;
+	g_proc = nullptr;
+}
+
+int imps_presence_publish(const imps_presence_publish_t *r, imps_presence_reply_t *rep) noexcept
+{
+	return answer("PUBLISH", rep, [r] {
+		PublishRequest req;
+		req.has_event = r->has_event != 0;
+		req.event = S(r->event);
+		req.has_body = r->has_body != 0;
+		req.content_type = S(r->content_type);
+		req.body = S(r->body);
+		req.if_match = S(r->if_match);
+		req.expires = r->expires;
+		req.presentity = S(r->presentity);
+		req.identity = S(r->identity);
+		req.source = S(r->source);
+		req.now = r->now;
+		req.now_ms = r->now_ms;
+		return g_proc->engine->publish(req);
+	});
+}
+
+int imps_presence_subscribe(const imps_presence_subscribe_t *r, imps_presence_reply_t *rep) noexcept
+{
+	return answer("SUBSCRIBE", rep, [r] {
+		SubscribeRequest req;
+		req.has_event = r->has_event != 0;
+		req.event = S(r->event);
+		req.has_accept = r->has_accept != 0;
+		if (req.has_accept) {
+			std::stringstream ss(S(r->accept));
+			std::string item;
+			while (std::getline(ss, item, ',')) req.accept.push_back(item);
+		}
+		req.expires = r->expires;
+		req.presentity = S(r->presentity);
+		req.watcher = S(r->watcher);
+		req.display_name = S(r->display_name);
+		req.in_dialog = r->in_dialog != 0;
+		req.now = r->now;
+		req.now_ms = r->now_ms;
+		Subscription &d = req.dialog;
+		d.callid = S(r->callid);
+		d.remote_tag = S(r->remote_tag);
+		d.local_tag = S(r->local_tag);
+		d.remote_uri = S(r->remote_uri);
+		d.watcher_uri = d.remote_uri;
+		d.local_uri = S(r->local_uri);
+		d.remote_target = S(r->remote_target);
+		d.route_set = S(r->route_set);
+		d.socket = S(r->socket);
+		d.local_contact = S(r->local_contact);
+		d.remote_cseq = r->remote_cseq;
+		return g_proc->engine->subscribe(req);
+	});
+}
+
+void imps_presence_flush(void) noexcept
+{
+	guarded("NOTIFY", 0, [] {
+		g_proc->engine->flush();
+		return 0;
+	});
+}
+
+int imps_presence_tick(long long now, long long now_ms) noexcept
+{
+	return guarded("presence timer", -1, [=] {
+		g_proc->engine->tick(now, now_ms);
+		return 0;
+	});
+}
+
+void imps_presence_notify_failed(imps_pstr_t sid, int code, int retry_after) noexcept
+{
+	guarded("NOTIFY failure handling", 0, [=] {
+		g_proc->engine->notify_failed(S(sid), code, retry_after != 0, now_ms());
+		return 0;
+	});
+}
+
+int imps_presence_reauthorize(imps_pstr_t presentity, imps_pstr_t watcher) noexcept
+{
+	return guarded("rule change", -1, [=] { return g_proc->engine->reauthorize(S(presentity), S(watcher), now_ms()); });
+}
+
+int imps_presence_terminate(imps_pstr_t sid) noexcept
+{
+	return guarded("imps_presence.terminate", -1, [=] { return g_proc->engine->terminate(S(sid), now_ms()) ? 1 : 0; });
+}
+
+int imps_presence_admin_publish(imps_pstr_t presentity, imps_pstr_t body, int expires,
+		imps_presence_reply_t *rep) noexcept
+{
+	return answer("imps_presence.publish", rep, [=] {
+		long long ms = now_ms();
+		return g_proc->engine->admin_publish(S(presentity), S(body), expires, ms / 1000, ms);
+	});
+}
+
+int imps_presence_show(imps_pstr_t presentity, void (*doc_sink)(void *, imps_pstr_t),
+		void (*pub_sink)(void *, const imps_presence_pubinfo_t *), void *ctx) noexcept
+{
+	return guarded("imps_presence.show", -1, [=] {
+		PresentityView v = g_proc->engine->show(S(presentity), time(nullptr));
+		doc_sink(ctx, V(v.document));
+		for (const auto &p : v.publications) {
+			imps_presence_pubinfo_t i{};
+			i.etag = V(p.etag);
+			i.source = V(p.source);
+			i.body = V(p.body);
+			i.expires_at = p.expires_at;
+			i.published_at = p.published_at;
+			pub_sink(ctx, &i);
+		}
+		return 0;
+	});
+}
+
+int imps_presence_watchers(imps_pstr_t presentity,
+		void (*sink)(void *, const imps_presence_subinfo_t *), void *ctx) noexcept
+{
+	return guarded("imps_presence.watchers", -1, [=] {
+		for (const auto &s : g_proc->engine->watchers(S(presentity))) {
+			imps_presence_subinfo_t i{};
+			i.sid = V(s.sid);
+			i.presentity = V(s.presentity);
+			i.event = V(s.event);
+			i.watcher = V(s.watcher);
+			i.watcher_uri = V(s.watcher_uri);
+			i.status = V(s.status);
+			i.remote_target = V(s.remote_target);
+			i.expires_at = s.expires_at;
+			i.cseq = s.cseq;
+			sink(ctx, &i);
+		}
+		return 0;
+	});
+}
+
+int imps_presence_list(int limit, void (*sink)(void *, imps_pstr_t, long long, long long), void *ctx) noexcept
+{
+	return guarded("imps_presence.list", -1, [=] {
+		auto l = g_proc->engine->list(limit);
+		std::sort(l.begin(), l.end(), [](const Store::Summary &a, const Store::Summary &b) {
+			return a.presentity < b.presentity;
+		});
+		for (const auto &s : l) sink(ctx, V(s.presentity), s.publications, s.watchers);
+		return 0;
+	});
+}
+
+long long imps_presence_count_subscriptions(void) noexcept
+{
+	return guarded("subscription count", -1LL, [] { return g_proc->engine->store().count_subscriptions(); });
+}
+
+long long imps_presence_count_publications(void) noexcept
+{
+	return guarded("publication count", -1LL, [] { return g_proc->engine->store().count_publications(); });
+}
+
+const char *imps_presence_last_error(void) noexcept
+{
+	return g_proc ? g_proc->last_error.c_str() : "not initialized";
+}
+
+}  // extern "C"
