@@ -85,10 +85,6 @@ PIDF_RICH = b"""<?xml version="1.0" encoding="UTF-8"?>
 </presence>
 """
 
-needs_pidf_schema = pytest.mark.skipif(
-    not os.path.exists(presence_check.schema_path(presence_check.PIDF_SCHEMA)),
-    reason=f"tests/schemas/{presence_check.PIDF_SCHEMA} is not there yet")
-
 DOCTYPE_ENTITY = b"""<?xml version="1.0"?>
 <!DOCTYPE watcherinfo [<!ENTITY who "sip:mallory@evil.example">]>
 <watcherinfo xmlns="urn:ietf:params:xml:ns:watcherinfo" version="0" state="full">
@@ -180,7 +176,6 @@ def test_winfo_rejects_invalid(body):
 
 # --- parse_pidf -------------------------------------------------------------------------------
 
-@needs_pidf_schema
 def test_pidf_basic():
     doc = parse_pidf(PIDF_BASIC)
     assert doc == {
@@ -200,7 +195,6 @@ def test_pidf_basic():
     }
 
 
-@needs_pidf_schema
 def test_pidf_data_model_and_rpid():
     doc = parse_pidf(PIDF_RICH)
     dev = "urn:uuid:00000000-0000-1000-8000-000a95a0e128"
@@ -221,7 +215,6 @@ def test_pidf_data_model_and_rpid():
     assert doc["devices"] == [{"deviceID": dev, "id": "d1"}]
 
 
-@needs_pidf_schema
 @pytest.mark.parametrize("body", [
     PIDF_BASIC.replace("<basic>closed</basic>", "<basic>maybe</basic>"),
     PIDF_BASIC.replace(' id="eg92n8"', ""),
