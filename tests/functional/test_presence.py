@@ -246,3 +246,285 @@ def test_notify_answered_481_removes_the_subscription(clean_net):
     while time.time() < deadline and "id:" in net.ps.rpc("imps_presence.watchers", f"alice@{DOMAIN}"):
         time.sleep(0.1)
     assert "id:" not in net.ps.rpc("imps_presence.watchers", f"alice@{DOMAIN}")
+
+
+def snapshot(net, user):
+    """What the presence server holds for user: the document and each publication (ETag and
+    body), without the seconds left (they change while the test runs)."""
+    out = ps_show(net, user)
+    return [l for l in out.splitlines() if "expires:" not in l]
+
+
+BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+                  + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+                            for i in range(1, 10))
+                  + ']><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@a.example">'
+                  '<tuple id="t"><status><basic>open</basic></status><note>&lol9;</note></tuple></presence>')
+QUADRATIC = ('<?xml version="1.0"?><!DOCTYPE q [<!ENTITY a "' + "x" * 2000 + '">]>'
+             '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@a.example">'
+             '<tuple id="t"><status><basic>open</basic></status><note>' + "&a;" * 500
+             + '</note></tuple></presence>')
+PIDF_HEAD = '<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@a.example">'
+
+BAD_BODIES = [
+    ("doctype", '<?xml version="1.0"?><!DOCTYPE presence SYSTEM "http://evil.example/x.dtd">'
+     + pidf("alice", DOMAIN).split("?>", 1)[1], "DOCTYPE"),
+    ("billion-laughs", BILLION_LAUGHS, "DOCTYPE"),
+    ("quadratic-blowup", QUADRATIC, ""),  # over the 8192-byte bound or DOCTYPE: either names it
+    ("too-big", pidf("alice", DOMAIN, note="x" * 9000), "larger than"),
+    ("not-well-formed", PIDF_HEAD + '<tuple id="t"><status><basic>open</basic></status>', "well-formed"),
+    ("wrong-root", '<?xml version="1.0"?><presenze xmlns="urn:ietf:params:xml:ns:pidf" '
+     'entity="sip:alice@a.example"/>', "root"),
+    ("wrong-namespace", '<?xml version="1.0"?><presence xmlns="urn:example:not-pidf" '
+     'entity="sip:alice@a.example"><tuple id="t"><status><basic>open</basic></status></tuple></presence>',
+     "namespace"),
+    ("tuple-without-id", PIDF_HEAD + '<tuple><status><basic>open</basic></status></tuple></presence>', "id"),
+    ("bad-basic", PIDF_HEAD + '<tuple id="t"><status><basic>busy</basic></status></tuple></presence>',
+     "basic"),
+    ("entity-mismatch", pidf("bob", DOMAIN), "entity"),
+]
+
+
+@pytest.mark.parametrize("name,body,why", BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_bad_bodies_get_400_and_change_nothing(clean_net, name, body, why):
+    net = clean_net
+    alice = net.ua("alice")
+    pub = Publisher(alice)
+    assert pub.publish(pidf("alice", DOMAIN, "open", "t1", note="before"), etag=None).status == 200
+    before = snapshot(net, "alice")
+    rejected = int(net.ps.rpc("imps_presence.stats").split("rejected_bodies:")[1].split()[0])
+    # as a new publication and as a modification of the existing one
+    for etag in (None, pub.etag):
+        r = pub.publish(body, etag=etag, keep_etag=False)
+        assert r.status == 400, r.raw
+        assert r.reason.startswith("Bad Request ("), r.reason
+        if why:
+            assert why.lower() in r.reason.lower(), r.reason
+    assert snapshot(net, "alice") == before
+    after = int(net.ps.rpc("imps_presence.stats").split("rejected_bodies:")[1].split()[0])
+    assert after == rejected + 2
+    # the ETag still works
+    assert pub.publish(None, expires=600).status == 200
+
+
+def test_publish_header_errors(clean_net):
+    net = clean_net
+    alice = net.ua("alice")
+    pub = Publisher(alice)
+    r = pub.publish(pidf("alice", DOMAIN), etag=None, event="dialog")
+    assert r.status == 489 and r.header("allow-events") == "presence", r.raw
+    r = pub.publish(pidf("alice", DOMAIN), etag=None, content_type="text/plain")
+    assert r.status == 415 and r.header("accept") == PIDF, r.raw
+    r = pub.publish(pidf("alice", DOMAIN), etag=None, expires=1)
+    assert r.status == 423 and r.header("min-expires") == "2", r.raw
+    r = pub.publish(None, etag=None)
+    assert r.status == 400 and "SIP-If-Match" in r.reason, r.raw
+    # bob may not publish alice's presence (the edge asserts bob, the presence server refuses)
+    bobpub = Publisher(net.ua("bob"), target=f"sip:alice@{DOMAIN}")
+    r = bobpub.publish(pidf("alice", DOMAIN), etag=None)
+    assert r.status == 403, r.raw
+    assert "alice" not in net.ps.rpc("imps_presence.list")
+    # carol is not entitled to publish (HAAA, at the HSP)
+    r = Publisher(net.ua("carol")).publish(pidf("carol", DOMAIN), etag=None)
+    assert r.status == 403, r.raw
+
+
+def test_subscribe_header_errors(clean_net):
+    net = clean_net
+    bob = net.ua("bob")
+    r = presence_sub(bob, "alice", accept="text/plain").subscribe(600)
+    assert r.status == 406 and r.header("accept") == PIDF, r.raw
+    r = presence_sub(bob, "alice").subscribe(1)
+    assert r.status == 423 and r.header("min-expires") == "2", r.raw
+    r = presence_sub(bob, "alice", event="presence.winfo", accept=WINFO).subscribe(600)
+    assert r.status == 403, r.raw
+    assert "id:" not in net.ps.rpc("imps_presence.watchers", f"alice@{DOMAIN}")
+
+
+def test_presence_server_takes_requests_only_from_the_hsp(clean_net):
+    net = clean_net
+    alice = net.ua("alice")
+    ps = (net.plan["IMPS_IP_A"], int(net.plan["IMPS_PS_A_PORT"]))
+    direct = Publisher(alice)
+    direct.password = None
+    alice.proxy = ps
+    r = direct.publish(pidf("alice", DOMAIN), etag=None)
+    assert r.status == 403, r.raw
+    s = presence_sub(alice, "bob")
+    s.password = None
+    assert s.subscribe(600).status == 403
+
+
+def winfo_watchers(n):
+    assert n.header("content-type") == WINFO, n.raw
+    doc = presence_check.parse_winfo(n.body)
+    return doc, {w["uri"]: (w["status"], w["event"]) for l in doc["lists"] for w in l["watchers"]}
+
+
+def test_confirm_then_allow_with_watcher_info(clean_net):
+    net = clean_net
+    imps_net.presence_rules([("alice@a.example", "bob@a.example", "confirm"), ("a.example", "a.example", "allow")])
+    alice, bob = net.ua("alice"), net.ua("bob")
+    assert Publisher(alice).publish(pidf("alice", DOMAIN, "open", "t1"), etag=None).status == 200
+    winfo = presence_sub(alice, "alice", event="presence.winfo", accept=WINFO)
+    assert winfo.subscribe(600).status == 200
+    doc, ws = winfo_watchers(alice.wait_request())
+    assert doc["state"] == "full" and doc["version"] == 0 and ws == {}
+
+    sub = presence_sub(bob, "alice")
+    assert sub.subscribe(600).status == 200
+    n = bob.wait_request()
+    assert state(n).startswith("pending;expires=")
+    assert not n.body and n.header("content-type") is None
+    doc, ws = winfo_watchers(alice.wait_request())
+    assert doc["state"] == "partial" and doc["version"] == 1
+    assert ws == {f"sip:bob@{DOMAIN}": ("pending", "subscribe")}
+
+    out = net.ps.rpc("imps_presence.authorize", f"alice@{DOMAIN}", f"bob@{DOMAIN}", "allow")
+    assert "changed: 1" in out, out
+    n = bob.wait_request()
+    assert state(n).startswith("active;expires=")
+    assert basics(notify_doc(n)) == {"t1": "open"}
+    doc, ws = winfo_watchers(alice.wait_request())
+    assert doc["version"] == 2 and ws == {f"sip:bob@{DOMAIN}": ("active", "approved")}
+
+    # a refresh of the winfo subscription gets the full state
+    assert winfo.refresh(600).status == 200
+    doc, ws = winfo_watchers(alice.wait_request())
+    assert doc["state"] == "full" and doc["version"] == 3
+    assert ws == {f"sip:bob@{DOMAIN}": ("active", "approved")}
+
+    # bob leaves: alice is told
+    assert sub.unsubscribe().status == 200
+    bob.wait_request()
+    doc, ws = winfo_watchers(alice.wait_request())
+    assert ws == {f"sip:bob@{DOMAIN}": ("terminated", "timeout")}
+
+
+def test_polite_block_and_block(clean_net):
+    net = clean_net
+    imps_net.presence_rules([("alice@a.example", "carol@a.example", "polite-block"),
+                             ("alice@a.example", "b.example", "block"), ("a.example", "a.example", "allow")])
+    alice, bob, carol = net.ua("alice"), net.ua("bob"), net.ua("carol")
+    pub = Publisher(alice)
+    assert pub.publish(pidf("alice", DOMAIN, "open", "t1"), etag=None).status == 200
+    cs = presence_sub(carol, "alice")
+    assert cs.subscribe(600).status == 200
+    n = carol.wait_request()
+    # answered as if active, with the offline document
+    assert state(n).startswith("active;expires=")
+    assert [(t["id"], t["basic"]) for t in notify_doc(n)["tuples"]] == [("offline", "closed")]
+    bs = presence_sub(bob, "alice")
+    assert bs.subscribe(600).status == 200
+    assert basics(notify_doc(bob.wait_request())) == {"t1": "open"}
+    # a change reaches bob, not carol
+    assert pub.publish(pidf("alice", DOMAIN, "closed", "t1")).status == 200
+    assert basics(notify_doc(bob.wait_request())) == {"t1": "closed"}
+    carol.no_request(wait=0.7)
+
+    # alice blocks bob: at once, bob's subscription ends with reason=rejected
+    out = net.ps.rpc("imps_presence.authorize", f"alice@{DOMAIN}", f"bob@{DOMAIN}", "block")
+    assert "changed: 1" in out, out
+    n = bob.wait_request()
+    assert state(n) == "terminated;reason=rejected"
+    assert not n.body
+    # and a new SUBSCRIBE of bob is refused
+    r = presence_sub(bob, "alice").subscribe(600)
+    assert r.status == 403, r.raw
+    # carol turned back to allow: her next NOTIFY has the real state
+    net.ps.rpc("imps_presence.authorize", f"alice@{DOMAIN}", f"carol@{DOMAIN}", "allow")
+    assert basics(notify_doc(carol.wait_request())) == {"t1": "closed"}
+
+
+def stats(net):
+    out = net.ps.rpc("imps_presence.stats")
+    return {l.split(":")[0].strip(): int(l.split(":")[1]) for l in out.splitlines() if ":" in l}
+
+
+def test_rpc_publish_list_show_terminate_stats(clean_net, tmp_path):
+    net = clean_net
+    before = stats(net)
+    bob = net.ua("bob")
+    sub = presence_sub(bob, "alice")
+    assert sub.subscribe(600).status == 200
+    bob.wait_request()
+    f = tmp_path / "gw.xml"
+    f.write_text(pidf("alice", DOMAIN, "open", "gateway", note="from the gateway"))
+    out = net.ps.rpc("imps_presence.publish", f"alice@{DOMAIN}", str(f), 120)
+    assert "SIP-ETag:" in out and "Expires: 120" in out, out
+    doc = notify_doc(bob.wait_request())
+    assert basics(doc) == {"gateway": "open"}
+    shown = ps_show(net, "alice")
+    assert "source: rpc" in shown and "from the gateway" in shown
+    lst = net.ps.rpc("imps_presence.list")
+    assert f"alice@{DOMAIN}" in lst and "publications: 1" in lst and "watchers: 1" in lst, lst
+    # a bad administrative body is refused like a PUBLISH's
+    out = net.ps.rpc("imps_presence.publish", f"alice@{DOMAIN}", "<notxml", check=False)
+    assert "400" in out and "well-formed" in out, out
+    w = net.ps.rpc("imps_presence.watchers", f"alice@{DOMAIN}")
+    sid = [l.split(":", 1)[1].strip() for l in w.splitlines() if l.strip().startswith("id:")][0]
+    net.ps.rpc("imps_presence.terminate", sid)
+    n = bob.wait_request()
+    assert state(n) == "terminated;reason=deactivated"
+    assert "Subscription not found" in net.ps.rpc("imps_presence.terminate", sid, check=False)
+    after = stats(net)
+    delta = {k: after[k] - before[k] for k in after}
+    assert delta == {"publications": 1, "live_publications": 1, "active_watchers": 0,
+                     "notifies_sent": 3, "notifies_failed": 0, "publish_412": 0,
+                     "rejected_bodies": 1, "store_ok": 0}, (before, after)
+    assert after["live_publications"] == 1 and after["active_watchers"] == 0
+    assert after["store_ok"] == 1
+
+
+def test_presence_server_restart_loses_nothing(clean_net):
+    net = clean_net
+    alice, bob = net.ua("alice"), net.ua("bob")
+    pub = Publisher(alice)
+    assert pub.publish(pidf("alice", DOMAIN, "open", "t1"), etag=None).status == 200
+    sub = presence_sub(bob, "alice")
+    assert sub.subscribe(600).status == 200
+    n = bob.wait_request()
+    cseq = int(n.header("cseq").split()[0])
+    net.ps.restart()
+    bob.no_request(wait=0.5)  # no duplicate NOTIFY after the restart
+    r = pub.publish(pidf("alice", DOMAIN, "closed", "t1"))
+    assert r.status == 200, r.raw
+    n = bob.wait_request()
+    assert int(n.header("cseq").split()[0]) == cseq + 1
+    assert basics(notify_doc(n)) == {"t1": "closed"}
+    assert sub.refresh(600).status == 200
+    assert int(bob.wait_request().header("cseq").split()[0]) == cseq + 2
+
+
+def test_redis_restart_loses_nothing(clean_net):
+    net = clean_net
+    alice, bob = net.ua("alice"), net.ua("bob")
+    pub = Publisher(alice)
+    assert pub.publish(pidf("alice", DOMAIN, "open", "t1"), etag=None).status == 200
+    sub = presence_sub(bob, "alice")
+    assert sub.subscribe(600).status == 200
+    cseq = int(bob.wait_request().header("cseq").split()[0])
+    time.sleep(1.2)  # appendfsync everysec
+    net.redis.stop()
+    net.redis.start()
+    r = pub.publish(pidf("alice", DOMAIN, "closed", "t1"))
+    assert r.status == 200, r.raw
+    n = bob.wait_request()
+    assert int(n.header("cseq").split()[0]) == cseq + 1
+    assert basics(notify_doc(n)) == {"t1": "closed"}
+
+
+def test_redis_down_gives_503_and_changes_nothing(clean_net):
+    net = clean_net
+    pub = Publisher(net.ua("alice"))
+    net.redis.stop()
+    try:
+        r = pub.publish(pidf("alice", DOMAIN), etag=None)
+        # the presence server answers 503 with Retry-After; the proxies turn a 503 into 500
+        # (RFC 3261 16.7) and keep the reason phrase
+        assert r.status == 500 and r.reason.startswith("Service Unavailable"), r.raw
+        assert "PUBLISH answered 503" in net.ps.log_text()
+    finally:
+        net.redis.start()
+    assert "etag:" not in ps_show(net, "alice")
+    assert pub.publish(pidf("alice", DOMAIN), etag=None).status == 200
