@@ -42,6 +42,9 @@ typedef struct imps_aaa_config {
 	 * state seen by every process; NULL: per process */
 	long long *shared_auth_state;
 	long long *shared_acct_state;
+	/* 1: a held-down server is probed back only by imps_aaa_probe() (one dedicated process),
+	 * never inside a request */
+	int background_probe;
 } imps_aaa_config_t;
 
 typedef struct imps_aaa_digest {
@@ -67,7 +70,15 @@ void imps_aaa_close(void) IMPS_AAA_NOEXCEPT;
 /* 1 ok, -2 wrong password, -3 unknown user, -5 AAA unavailable, -6 credentials that do not
  * fit a RADIUS attribute */
 int imps_aaa_authenticate(const imps_aaa_digest_t *d, char *error, size_t error_len) IMPS_AAA_NOEXCEPT;
-/* use_cache 0: ask the HAAA now (RPC check) */
+/* 1 when at least one authentication server may be asked now; 0 when every one is held
+ * down (a request would only get "AAA unavailable": answer it at once) */
+int imps_aaa_auth_available(void) IMPS_AAA_NOEXCEPT;
+/* 1 and *out filled when the cache holds a decision; 0 otherwise (never asks the HAAA) */
+int imps_aaa_authorize_cached(imps_aaa_str_t identity, imps_aaa_str_t service,
+		imps_aaa_decision_t *out) IMPS_AAA_NOEXCEPT;
+/* Status-Server to the held-down servers whose hold-down is over; how many are back */
+int imps_aaa_probe(void) IMPS_AAA_NOEXCEPT;
+/* use_cache 0: ask the HAAA now (RPC check; the answer is still stored in the cache) */
 int imps_aaa_authorize(imps_aaa_str_t identity, imps_aaa_str_t service, int use_cache,
 		imps_aaa_decision_t *out) IMPS_AAA_NOEXCEPT;
 /* status: 1 Start, 2 Stop, 3 Interim-Update; 1 ok, -1 failed */

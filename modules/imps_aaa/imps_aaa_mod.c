@@ -18,6 +18,12 @@
 #include "core/rpc_lookup.h"
 #include "core/counters.h"
 #include "core/kemi.h"
+#include "core/action.h"
+#include "core/route.h"
+#include "core/receive.h"
+#include "core/script_cb.h"
+#include "core/async_task.h"
+#include "core/timer_proc.h"
 #include "core/xavp.h"
 #include "core/mem/shm_mem.h"
 #include "core/parser/msg_parser.h"
@@ -27,6 +33,7 @@
 #include "core/parser/digest/digest.h"
 #include "modules/auth/api.h"
 #include "modules/usrloc/usrloc.h"
+#include "modules/tm/tm_load.h"
 
 #include "common/shim/imps_log.h"
 #include "imps_aaa/imps_aaa_capi.h"
@@ -56,7 +63,11 @@ static int cache_negative_ttl = 60;
 static char *reply_xavp = "imps_aaa";
 static int account_registrations = 0;
 static char *usrloc_domain = "location";
+static char *async_group = "";  /* empty: the core's default async workers (async_workers) */
+static int probe_interval = 250; /* ms between the prober's looks at held-down servers */
 static usrloc_api_t ul;
+static struct tm_binds tmb;
+static int have_tm = 0;
 
 /* the servers' hold-down state, in shared memory: one slot per server */
 static long long *shared_auth_state = NULL;
@@ -107,6 +118,10 @@ static stat_export_t mod_stats[] = {
 static int w_authenticate(struct sip_msg *msg, char *realm, char *p2);
 static int w_authorize(struct sip_msg *msg, char *service, char *p2);
 static int w_account(struct sip_msg *msg, char *event, char *p2);
+static int w_authenticate_async(struct sip_msg *msg, char *realm, char *route);
+static int w_authorize_async(struct sip_msg *msg, char *service, char *route);
+static int fixup_async(void **param, int param_no);
+static int fixup_free_async(void **param, int param_no);
 
 static cmd_export_t cmds[] = {
 	{"imps_aaa_authenticate", (cmd_function)w_authenticate, 1, fixup_spve_null,
@@ -115,6 +130,10 @@ static cmd_export_t cmds[] = {
 			fixup_free_spve_null, REQUEST_ROUTE | FAILURE_ROUTE},
 	{"imps_aaa_account", (cmd_function)w_account, 1, fixup_spve_null, fixup_free_spve_null,
 			ANY_ROUTE},
+	{"imps_aaa_authenticate_async", (cmd_function)w_authenticate_async, 2, fixup_async,
+			fixup_free_async, REQUEST_ROUTE},
+	{"imps_aaa_authorize_async", (cmd_function)w_authorize_async, 2, fixup_async,
+			fixup_free_async, REQUEST_ROUTE},
 	{0, 0, 0, 0, 0, 0}
 };
 
@@ -137,6 +156,8 @@ static param_export_t params[] = {
 	{"reply_xavp", PARAM_STRING, &reply_xavp},
 	{"account_registrations", PARAM_INT, &account_registrations},
 	{"usrloc_domain", PARAM_STRING, &usrloc_domain},
+	{"async_group", PARAM_STRING, &async_group},
+	{"probe_interval", PARAM_INT, &probe_interval},
 	{0, 0, 0}
 };
 
@@ -179,6 +200,79 @@ static void stat_cb(int which, long long delta)
 
 /* ---- authentication ---------------------------------------------------------------------- */
 
+/* The answer for credentials that cannot be asked about, or for the HAAA's answer ret: builds
+ * the challenge for -1..-4 and -6 (the script answers 401 for REGISTER, else 407); for 1 runs
+ * the auth API's post_auth. h: the credentials (NULL: none). */
+static int auth_finish(struct sip_msg *msg, str *realm, hdr_types_t hftype,
+		struct hdr_field *h, int ret)
+{
+	auth_body_t *cred = (h && h->parsed) ? (auth_body_t *)h->parsed : NULL;
+
+	if(ret == 1) {
+		if(h && auth_api.post_auth(msg, h, NULL) == AUTHENTICATED)
+			return 1;
+		ret = -6;
+	}
+	if(ret == -5)
+		return -5;
+	if(auth_api.build_challenge(msg, (cred ? cred->stale : 0), realm, NULL, NULL, hftype) < 0) {
+		LM_ERR("cannot build the digest challenge\n");
+		return -6;
+	}
+	return ret;
+}
+
+/* Checks the request's credentials with the auth API (pre_auth: realm, nonce, staleness).
+ * Returns 0 when the HAAA must verify them (*d and *h set), else the final result (with the
+ * challenge built). */
+static int auth_begin(struct sip_msg *msg, str *realm, hdr_types_t *hftype,
+		struct hdr_field **h, imps_aaa_digest_t *d)
+{
+	auth_body_t *cred;
+
+	*h = NULL;
+	if(!have_auth_api) {
+		LM_ERR("imps_aaa_authenticate() needs the auth module loaded before imps_aaa\n");
+		return -6;
+	}
+	*hftype = (msg->REQ_METHOD == METHOD_REGISTER) ? HDR_AUTHORIZATION_T : HDR_PROXYAUTH_T;
+	switch(auth_api.pre_auth(msg, realm, *hftype, h, NULL)) {
+		case NONCE_REUSED:
+		case STALE_NONCE:
+			/* pre_auth marked the credentials stale: the challenge says so, and the UA
+			 * retries with the new nonce without asking its user */
+			return auth_finish(msg, realm, *hftype, *h, -4);
+		case NO_CREDENTIALS:
+			return auth_finish(msg, realm, *hftype, NULL, -1);
+		case DO_AUTHENTICATION:
+			break;
+		case AUTHENTICATED:
+			return 1;
+		default:
+			return auth_finish(msg, realm, *hftype, NULL, -6);
+	}
+	cred = (auth_body_t *)(*h)->parsed;
+	memset(d, 0, sizeof(*d));
+	/* the whole username: the UA's response covers "user@domain" when it sent that */
+	d->username = AS(cred->digest.username.whole);
+	d->realm = AS(cred->digest.realm);
+	d->nonce = AS(cred->digest.nonce);
+	d->uri = AS(cred->digest.uri);
+	d->method = AS(msg->first_line.u.request.method);
+	d->qop = AS(cred->digest.qop.qop_str);
+	d->algorithm = AS(cred->digest.alg.alg_str);
+	d->cnonce = AS(cred->digest.cnonce);
+	d->nc = AS(cred->digest.nc);
+	d->response = AS(cred->digest.response);
+	return 0;
+}
+
+static void log_unavailable(imps_aaa_str_t user, const char *err)
+{
+	LM_ERR("authentication of %.*s: AAA unavailable: %s\n", (int)user.len,
+			user.s ? user.s : "", err);
+}
+
 /* 1 authenticated; -1 no credentials; -2 wrong password; -3 unknown user; -4 stale nonce;
  * -5 AAA unavailable; -6 malformed credentials or error. A challenge header is added to the
  * reply for -1..-4 and -6: the script answers 401 (REGISTER) or 407. */
@@ -186,69 +280,17 @@ static int ki_authenticate(struct sip_msg *msg, str *realm)
 {
 	hdr_types_t hftype;
 	struct hdr_field *h = NULL;
-	auth_body_t *cred = NULL;
 	imps_aaa_digest_t d;
 	char err[256];
 	int ret;
 
-	if(!have_auth_api) {
-		LM_ERR("imps_aaa_authenticate() needs the auth module loaded before imps_aaa\n");
-		return -6;
-	}
-	hftype = (msg->REQ_METHOD == METHOD_REGISTER) ? HDR_AUTHORIZATION_T : HDR_PROXYAUTH_T;
-	switch(auth_api.pre_auth(msg, realm, hftype, &h, NULL)) {
-		case NONCE_REUSED:
-		case STALE_NONCE:
-			/* pre_auth marked the credentials stale: the challenge says so, and the UA
-			 * retries with the new nonce without asking its user */
-			if(h && h->parsed)
-				cred = (auth_body_t *)h->parsed;
-			ret = -4;
-			goto challenge;
-		case NO_CREDENTIALS:
-			ret = -1;
-			goto challenge;
-		case DO_AUTHENTICATION:
-			break;
-		case AUTHENTICATED:
-			return 1;
-		default:
-			ret = -6;
-			goto challenge;
-	}
-	cred = (auth_body_t *)h->parsed;
-	memset(&d, 0, sizeof(d));
-	/* the whole username: the UA's response covers "user@domain" when it sent that */
-	d.username = AS(cred->digest.username.whole);
-	d.realm = AS(cred->digest.realm);
-	d.nonce = AS(cred->digest.nonce);
-	d.uri = AS(cred->digest.uri);
-	d.method = AS(msg->first_line.u.request.method);
-	d.qop = AS(cred->digest.qop.qop_str);
-	d.algorithm = AS(cred->digest.alg.alg_str);
-	d.cnonce = AS(cred->digest.cnonce);
-	d.nc = AS(cred->digest.nc);
-	d.response = AS(cred->digest.response);
+	ret = auth_begin(msg, realm, &hftype, &h, &d);
+	if(ret != 0)
+		return ret;
 	ret = imps_aaa_authenticate(&d, err, sizeof(err));
-	if(ret == 1) {
-		if(auth_api.post_auth(msg, h, NULL) == AUTHENTICATED)
-			return 1;
-		ret = -6;
-		goto challenge;
-	}
-	if(ret == -6) /* credentials the HAAA cannot be asked about (too long) */
-		goto challenge;
-	if(ret == -5) {
-		LM_ERR("authentication of %.*s: AAA unavailable: %s\n", d.username.len > 0 ? (int)d.username.len : 0,
-				d.username.s ? d.username.s : "", err);
-		return -5;
-	}
-challenge:
-	if(auth_api.build_challenge(msg, (cred ? cred->stale : 0), realm, NULL, NULL, hftype) < 0) {
-		LM_ERR("cannot build the digest challenge\n");
-		return -6;
-	}
-	return ret;
+	if(ret == -5)
+		log_unavailable(d.username, err);
+	return auth_finish(msg, realm, hftype, h, ret);
 }
 
 static int w_authenticate(struct sip_msg *msg, char *realm, char *p2)
@@ -305,8 +347,9 @@ static void xavp_field(sr_xavp_t **list, char *name, int is_int, int i, char *sv
 	xavp_add_value(&n, &v, list);
 }
 
-/* $xavp(imps_aaa=>cached / max_expires / class / reply_message) of the last decision */
-static void set_reply_xavp(imps_aaa_decision_t *d)
+/* $xavp(imps_aaa=>cached / max_expires / class / reply_message) of the last decision, and
+ * =>rc (the result code) when rc is not 0; d NULL: =>rc alone (authentication) */
+static void set_result_xavp(imps_aaa_decision_t *d, int rc)
 {
 	str root;
 	sr_xval_t rv;
@@ -315,14 +358,18 @@ static void set_reply_xavp(imps_aaa_decision_t *d)
 	root.s = reply_xavp;
 	root.len = strlen(reply_xavp);
 	xavp_rm_by_name(&root, 1, NULL);
-	xavp_field(&list, "cached", 1, d->from_cache, NULL);
-	if(d->max_expires >= 0)
-		xavp_field(&list, "max_expires", 1,
-				d->max_expires > 0x7fffffff ? 0x7fffffff : (int)d->max_expires, NULL);
-	if(d->klass[0])
-		xavp_field(&list, "class", 0, 0, d->klass);
-	if(d->reply_message[0])
-		xavp_field(&list, "reply_message", 0, 0, d->reply_message);
+	if(rc != 0)
+		xavp_field(&list, "rc", 1, rc, NULL);
+	if(d && d->result != -2) {
+		xavp_field(&list, "cached", 1, d->from_cache, NULL);
+		if(d->max_expires >= 0)
+			xavp_field(&list, "max_expires", 1,
+					d->max_expires > 0x7fffffff ? 0x7fffffff : (int)d->max_expires, NULL);
+		if(d->klass[0])
+			xavp_field(&list, "class", 0, 0, d->klass);
+		if(d->reply_message[0])
+			xavp_field(&list, "reply_message", 0, 0, d->reply_message);
+	}
 	memset(&rv, 0, sizeof(rv));
 	rv.type = SR_XTYPE_XAVP;
 	rv.v.xavp = list;
@@ -350,7 +397,7 @@ static int ki_authorize(struct sip_msg *msg, str *service)
 				service->len, service->s, d.error);
 		return -2;
 	}
-	set_reply_xavp(&d);
+	set_result_xavp(&d, 0);
 	return d.result;
 }
 
@@ -360,6 +407,387 @@ static int w_authorize(struct sip_msg *msg, char *service, char *p2)
 	if(fixup_get_svalue(msg, (gparam_t *)service, &s) < 0)
 		return -3;
 	return ki_authorize(msg, &s);
+}
+
+/* ---- asynchronous authentication and authorization --------------------------------------
+ *
+ * imps_aaa_authenticate_async(realm, route) and imps_aaa_authorize_async(service, route): what
+ * the SIP worker can answer by itself it answers at once and runs `route` right there (no
+ * credentials, stale nonce, a cached decision, every server held down); otherwise it creates
+ * and suspends the transaction (tm), hands the RADIUS exchange to an async worker (core
+ * async_workers, or the group named by async_group) and goes on with other messages. The
+ * async worker asks the HAAA and resumes the transaction in `route` (tm t_continue: it runs as
+ * a failure route). Before the route runs, the pre-script callback below finishes the work in
+ * the resumed request's context: the auth API's post_auth or the challenge, and the result
+ * code in $xavp(imps_aaa=>rc) (with the decision's reply attributes for authorization). */
+
+enum { TASK_AUTHENTICATE = 1, TASK_AUTHORIZE = 2 };
+
+typedef struct aaa_task
+{
+	int kind;
+	unsigned int tindex, tlabel;
+	int route;          /* index in main_rt; -1: KEMI callback cbname */
+	str cbname;
+	hdr_types_t hftype; /* authentication: Authorization or Proxy-Authorization */
+	str realm;
+	imps_aaa_digest_t d;
+	imps_aaa_str_t identity, service;
+} aaa_task_t;
+
+/* the result an async worker is resuming a transaction with (set only around t_continue) */
+typedef struct aaa_pending
+{
+	aaa_task_t *task;
+	int rc;
+	imps_aaa_decision_t decision;
+} aaa_pending_t;
+static aaa_pending_t *pending = NULL;
+
+/* total length of the strings to copy (realm, digest fields, identity, service, cbname) */
+static size_t task_strings(str *realm, imps_aaa_digest_t *d, str *identity, str *service,
+		str *cbname)
+{
+	size_t n = 0;
+	if(realm)
+		n += realm->len;
+	if(d)
+		n += d->username.len + d->realm.len + d->nonce.len + d->uri.len + d->method.len
+			 + d->qop.len + d->algorithm.len + d->cnonce.len + d->nc.len + d->response.len;
+	if(identity)
+		n += identity->len + service->len;
+	if(cbname)
+		n += cbname->len;
+	return n;
+}
+
+static char *put(char *p, const char *s, size_t len, const char **dst, size_t *dlen)
+{
+	if(len)
+		memcpy(p, s, len);
+	*dst = p;
+	*dlen = len;
+	return p + len;
+}
+
+static char *put_str(char *p, str *s, str *dst)
+{
+	size_t l;
+	const char *d;
+	p = put(p, s ? s->s : NULL, s ? (size_t)s->len : 0, &d, &l);
+	dst->s = (char *)d;
+	dst->len = (int)l;
+	return p;
+}
+
+static char *put_astr(char *p, imps_aaa_str_t s, imps_aaa_str_t *dst)
+{
+	return put(p, s.s, s.len, &dst->s, &dst->len);
+}
+
+static void async_exec(void *param);
+
+/* the task in one shm block after the core's async_task_t (freed with it by the core) */
+static async_task_t *task_new(int kind, int route, str *cbname, str *realm, hdr_types_t hftype,
+		imps_aaa_digest_t *d, str *identity, str *service)
+{
+	size_t len = sizeof(async_task_t) + sizeof(aaa_task_t)
+				 + task_strings(realm, d, identity, service, cbname);
+	async_task_t *at = (async_task_t *)shm_malloc(len);
+	aaa_task_t *t;
+	char *p;
+	imps_aaa_str_t ai, as;
+
+	if(at == NULL) {
+		SHM_MEM_ERROR;
+		return NULL;
+	}
+	memset(at, 0, sizeof(async_task_t) + sizeof(aaa_task_t));
+	t = (aaa_task_t *)(at + 1);
+	at->exec = async_exec;
+	at->param = t;
+	t->kind = kind;
+	t->route = route;
+	t->hftype = hftype;
+	p = (char *)(t + 1);
+	p = put_str(p, cbname, &t->cbname);
+	p = put_str(p, realm, &t->realm);
+	if(d) {
+		p = put_astr(p, d->username, &t->d.username);
+		p = put_astr(p, d->realm, &t->d.realm);
+		p = put_astr(p, d->nonce, &t->d.nonce);
+		p = put_astr(p, d->uri, &t->d.uri);
+		p = put_astr(p, d->method, &t->d.method);
+		p = put_astr(p, d->qop, &t->d.qop);
+		p = put_astr(p, d->algorithm, &t->d.algorithm);
+		p = put_astr(p, d->cnonce, &t->d.cnonce);
+		p = put_astr(p, d->nc, &t->d.nc);
+		p = put_astr(p, d->response, &t->d.response);
+	}
+	if(identity) {
+		p = put_astr(p, AS(*identity), &ai);
+		p = put_astr(p, AS(*service), &as);
+		t->identity = ai;
+		t->service = as;
+	}
+	return at;
+}
+
+/* Suspends the request's transaction (creating it if needed) and queues the task. 0 queued;
+ * -1 not (the caller answers "AAA unavailable" at once). */
+static int task_submit(struct sip_msg *msg, async_task_t *at)
+{
+	aaa_task_t *t = (aaa_task_t *)at->param;
+	struct cell *tc;
+	str g;
+	int rc;
+
+	if(!have_tm) {
+		LM_ERR("the async functions need tm loaded\n");
+		shm_free(at);
+		return -1;
+	}
+	if((async_group == NULL || *async_group == '\0') && async_task_workers_get() <= 0) {
+		/* the core would drop the task silently and leave the transaction suspended */
+		LM_ERR("no async workers (core parameter async_workers)\n");
+		shm_free(at);
+		return -1;
+	}
+	tc = tmb.t_gett();
+	if(tc == NULL || tc == T_UNDEFINED) {
+		if(tmb.t_newtran(msg) < 0) {
+			LM_ERR("cannot create the transaction\n");
+			shm_free(at);
+			return -1;
+		}
+	}
+	if(tmb.t_suspend(msg, &t->tindex, &t->tlabel) < 0) {
+		LM_ERR("cannot suspend the transaction\n");
+		shm_free(at);
+		return -1;
+	}
+	if(async_group && *async_group) {
+		g.s = async_group;
+		g.len = strlen(async_group);
+		rc = async_task_group_push(&g, at);
+	} else {
+		rc = async_task_push(at);
+	}
+	if(rc < 0) {
+		LM_ERR("cannot hand the RADIUS exchange to an async worker\n");
+		/* undo the suspension: the caller answers "unavailable" from here */
+		tmb.t_cancel_suspend(t->tindex, t->tlabel);
+		shm_free(at);
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs the result route in the SIP worker (the answer was known at once). */
+static int run_result_route(struct sip_msg *msg, int route)
+{
+	struct run_act_ctx ctx;
+	if(route < 0 || route >= main_rt.entries || main_rt.rlist[route] == NULL)
+		return -1;
+	init_run_actions_ctx(&ctx);
+	run_actions(&ctx, main_rt.rlist[route], msg);
+	return 0;
+}
+
+/* In the async worker: the RADIUS exchange, then t_continue into the route. */
+static void async_exec(void *param)
+{
+	aaa_task_t *t = (aaa_task_t *)param;
+	aaa_pending_t p;
+	char err[256];
+	str ev = str_init("imps_aaa:result");
+
+	memset(&p, 0, sizeof(p));
+	p.task = t;
+	if(t->kind == TASK_AUTHENTICATE) {
+		p.rc = imps_aaa_authenticate(&t->d, err, sizeof(err));
+		if(p.rc == -5)
+			log_unavailable(t->d.username, err);
+	} else {
+		imps_aaa_authorize(t->identity, t->service, 0, &p.decision);
+		p.rc = p.decision.result;
+		if(p.rc == -2)
+			LM_ERR("authorization of %.*s for %.*s: AAA unavailable: %s\n",
+					(int)t->identity.len, t->identity.s, (int)t->service.len, t->service.s,
+					p.decision.error);
+	}
+	pending = &p;
+	if(t->route >= 0) {
+		if(tmb.t_continue(t->tindex, t->tlabel, main_rt.rlist[t->route]) < 0)
+			LM_WARN("cannot resume the transaction [%u:%u] (gone?)\n", t->tindex, t->tlabel);
+	} else {
+		if(tmb.t_continue_cb(t->tindex, t->tlabel, &t->cbname, &ev) < 0)
+			LM_WARN("cannot resume the transaction [%u:%u] (gone?)\n", t->tindex, t->tlabel);
+	}
+	pending = NULL;
+	ksr_msg_env_reset();
+}
+
+/* Pre-script callback of failure routes: in the resumed request's context (its AVPs and
+ * XAVPs are the transaction's), finish what the SIP worker started. */
+static int resume_cb(struct sip_msg *msg, unsigned int flags, void *param)
+{
+	aaa_pending_t *p = pending;
+	struct hdr_field *hf, *h = NULL;
+	int rc;
+
+	if(p == NULL)
+		return 1;
+	pending = NULL;
+	LM_DBG("resuming [%u:%u] with %d\n", p->task->tindex, p->task->tlabel, p->rc);
+	if(p->task->kind == TASK_AUTHENTICATE) {
+		hf = p->task->hftype == HDR_AUTHORIZATION_T ? msg->authorization : msg->proxy_auth;
+		if(hf)
+			get_authorized_cred(hf, &h);
+		if(h == NULL && p->rc == 1) {
+			/* the transaction was created before the credentials were parsed: parse them
+			 * again in this copy of the request */
+			hdr_types_t ht = p->task->hftype;
+			if(auth_api.pre_auth(msg, &p->task->realm, ht, &h, NULL) != DO_AUTHENTICATION)
+				h = NULL;
+		}
+		rc = auth_finish(msg, &p->task->realm, p->task->hftype, h, p->rc);
+		set_result_xavp(NULL, rc);
+	} else {
+		set_result_xavp(&p->decision, p->rc);
+	}
+	return 1;
+}
+
+/* realm, route: the route's index in main_rt (fixup_async) */
+static int authenticate_async(struct sip_msg *msg, str *realm, int route, str *cbname)
+{
+	hdr_types_t hftype;
+	struct hdr_field *h = NULL;
+	imps_aaa_digest_t d;
+	async_task_t *at;
+	int rc;
+
+	rc = auth_begin(msg, realm, &hftype, &h, &d);
+	if(rc == 0) {
+		if(!imps_aaa_auth_available()) {
+			/* every server is held down: the answer is known without asking */
+			log_unavailable(d.username, "every RADIUS server is held down");
+			rc = -5;
+		} else {
+			at = task_new(TASK_AUTHENTICATE, route, cbname, realm, hftype, &d, NULL, NULL);
+			if(at && task_submit(msg, at) == 0)
+				return 0;
+			rc = -5;
+		}
+	}
+	set_result_xavp(NULL, rc);
+	return rc;
+}
+
+static int authorize_async(struct sip_msg *msg, str *service, int route, str *cbname)
+{
+	str user;
+	imps_aaa_decision_t d;
+	async_task_t *at;
+
+	if(identity_of(msg, &user) < 0) {
+		LM_WARN("no identity to authorize in the request\n");
+		set_result_xavp(NULL, -3);
+		return -3;
+	}
+	if(imps_aaa_authorize_cached(AS(user), AS(*service), &d) == 1) {
+		set_result_xavp(&d, d.result);
+		return d.result;
+	}
+	if(imps_aaa_auth_available()) {
+		at = task_new(TASK_AUTHORIZE, route, cbname, NULL, 0, NULL, &user, service);
+		if(at && task_submit(msg, at) == 0)
+			return 0;
+	} else {
+		LM_ERR("authorization of %.*s for %.*s: AAA unavailable: every RADIUS server is "
+			   "held down\n", user.len, user.s, service->len, service->s);
+	}
+	d.result = -2;
+	set_result_xavp(&d, -2);
+	return -2;
+}
+
+/* Native cfg: the route runs exactly once, here when the answer is known at once, else when
+ * the async worker resumes the transaction; the function returns 0 (the script stops here). */
+static int w_authenticate_async(struct sip_msg *msg, char *realm, char *route)
+{
+	str r;
+	int ri = (int)(long)route;
+	if(fixup_get_svalue(msg, (gparam_t *)realm, &r) < 0) {
+		LM_ERR("cannot get the realm\n");
+		set_result_xavp(NULL, -6);
+	} else if(authenticate_async(msg, &r, ri, NULL) == 0) {
+		return 0;
+	}
+	run_result_route(msg, ri);
+	return 0;
+}
+
+static int w_authorize_async(struct sip_msg *msg, char *service, char *route)
+{
+	str s;
+	int ri = (int)(long)route;
+	if(fixup_get_svalue(msg, (gparam_t *)service, &s) < 0)
+		set_result_xavp(NULL, -3);
+	else if(authorize_async(msg, &s, ri, NULL) == 0)
+		return 0;
+	run_result_route(msg, ri);
+	return 0;
+}
+
+/* KEMI: the callback (a function of the KEMI script) runs only after a suspension, and the
+ * function returns 0; an answer known at once is returned as the synchronous function would
+ * (and set in $xavp(imps_aaa=>rc)), and the script handles it itself. */
+static int ki_authenticate_async(struct sip_msg *msg, str *realm, str *cb)
+{
+	if(sr_kemi_eng_get() == NULL || cb == NULL || cb->len <= 0) {
+		LM_ERR("a KEMI callback name is needed\n");
+		return -6;
+	}
+	return authenticate_async(msg, realm, -1, cb);
+}
+
+static int ki_authorize_async(struct sip_msg *msg, str *service, str *cb)
+{
+	if(sr_kemi_eng_get() == NULL || cb == NULL || cb->len <= 0) {
+		LM_ERR("a KEMI callback name is needed\n");
+		return -3;
+	}
+	return authorize_async(msg, service, -1, cb);
+}
+
+static int fixup_async(void **param, int param_no)
+{
+	int ri;
+	if(param_no == 1)
+		return fixup_spve_null(param, 1);
+	if(param_no != 2)
+		return 0;
+	ri = route_lookup(&main_rt, (char *)*param);
+	if(ri < 0) {
+		LM_ERR("no route[%s] for the AAA result\n", (char *)*param);
+		return -1;
+	}
+	if((async_group == NULL || *async_group == '\0') && async_task_workers_get() <= 0) {
+		LM_ERR("the async AAA functions need async workers: set async_workers (core) or "
+			   "imps_aaa's async_group\n");
+		return -1;
+	}
+	*param = (void *)(long)ri;
+	return 0;
+}
+
+static int fixup_free_async(void **param, int param_no)
+{
+	if(param_no == 1)
+		return fixup_free_spve_null(param, 1);
+	return 0;
 }
 
 /* ---- accounting -------------------------------------------------------------------------- */
@@ -531,6 +959,25 @@ static int mod_init(void)
 		have_auth_api = 1;
 	else
 		LM_INFO("auth module not loaded: imps_aaa_authenticate() is unavailable\n");
+	{
+		load_tm_f load_tm = (load_tm_f)find_export("load_tm", NO_SCRIPT, 0);
+		if(load_tm == NULL)
+			LM_INFO("tm not loaded: the async functions are unavailable\n");
+		else if(load_tm(&tmb) >= 0)
+			have_tm = 1;
+		else
+			LM_ERR("cannot bind tm\n");
+	}
+	if(register_script_cb(resume_cb, PRE_SCRIPT_CB | FAILURE_CB, 0) < 0) {
+		LM_ERR("cannot register the resume callback\n");
+		return -1;
+	}
+	if(probe_interval < 10) {
+		LM_ERR("probe_interval must be at least 10 ms\n");
+		return -1;
+	}
+	/* one process probes held-down servers back (Status-Server): never a SIP worker */
+	register_basic_timers(1);
 	if(account_registrations) {
 		bind_usrloc_t bind_usrloc = (bind_usrloc_t)find_export("ul_bind_usrloc", 1, 0);
 		if(bind_usrloc == NULL || bind_usrloc(&ul) < 0
@@ -552,12 +999,26 @@ static int mod_init(void)
 	return 0;
 }
 
+static void probe_timer(unsigned int ticks, void *param)
+{
+	imps_aaa_probe();
+}
+
 static int child_init(int rank)
 {
 	imps_aaa_config_t cfg;
 	imps_aaa_host_t host;
 
-	if(rank == PROC_INIT || rank == PROC_MAIN || rank == PROC_TCP_MAIN)
+	if(rank == PROC_MAIN) {
+		if(fork_basic_utimer(PROC_TIMER, "imps_aaa RADIUS prober", 1, probe_timer, NULL,
+				   probe_interval)
+				< 0) {
+			LM_ERR("cannot start the RADIUS prober process\n");
+			return -1;
+		}
+		return 0;
+	}
+	if(rank == PROC_INIT || rank == PROC_TCP_MAIN)
 		return 0;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.auth_servers = auth_servers;
@@ -577,6 +1038,7 @@ static int child_init(int rank)
 	cfg.cache_negative_ttl = cache_negative_ttl;
 	cfg.shared_auth_state = shared_auth_state;
 	cfg.shared_acct_state = shared_acct_state;
+	cfg.background_probe = 1;
 	host.log = imps_log_sink;
 	host.stat = stat_cb;
 	if(imps_aaa_open(&cfg, &host) < 0) {
@@ -603,6 +1065,16 @@ static sr_kemi_t sr_kemi_imps_aaa_exports[] = {
 	{ str_init("imps_aaa"), str_init("authorize"),
 		SR_KEMIP_INT, ki_authorize,
 		{ SR_KEMIP_STR, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("imps_aaa"), str_init("authenticate_async"),
+		SR_KEMIP_INT, ki_authenticate_async,
+		{ SR_KEMIP_STR, SR_KEMIP_STR, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("imps_aaa"), str_init("authorize_async"),
+		SR_KEMIP_INT, ki_authorize_async,
+		{ SR_KEMIP_STR, SR_KEMIP_STR, SR_KEMIP_NONE,
 			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
 	},
 	{ str_init("imps_aaa"), str_init("account"),

@@ -81,29 +81,38 @@ AuthResult Aaa::authenticate(const Digest &d, std::string *error)
 	return AuthResult::Unavailable;
 }
 
+std::optional<Decision> Aaa::cached(const std::string &identity, const std::string &service)
+{
+	if (!redis_) return std::nullopt;
+	const std::string key = cfg_.cache_prefix + ":authz:" + identity + ":" + service;
+	try {
+		Reply rep = redis_->command({"GET", key});
+		std::string v = reply_str(rep.get());
+		if (v.empty()) {
+			stat_(AaaStat::CacheMisses, 1);
+			return std::nullopt;
+		}
+		stat_(AaaStat::CacheHits, 1);
+		Decision d;
+		d.from_cache = true;
+		d.kind = field(v, 0) == "A" ? Decision::Accept : Decision::Reject;
+		d.klass = field(v, 1);
+		std::string me = field(v, 2);
+		d.max_expires = me.empty() ? -1 : std::strtoll(me.c_str(), nullptr, 10);
+		d.reply_message = field(v, 3);
+		return d;
+	} catch (const std::exception &e) {
+		IMPS_WARN("authorization cache unavailable: %s", e.what());
+	}
+	return std::nullopt;
+}
+
 Decision Aaa::authorize(const std::string &identity, const std::string &service, bool use_cache)
 {
 	const std::string key = cfg_.cache_prefix + ":authz:" + identity + ":" + service;
 	Decision d;
-	if (use_cache && redis_) {
-		try {
-			Reply rep = redis_->command({"GET", key});
-			std::string v = reply_str(rep.get());
-			if (!v.empty()) {
-				stat_(AaaStat::CacheHits, 1);
-				d.from_cache = true;
-				d.kind = field(v, 0) == "A" ? Decision::Accept : Decision::Reject;
-				d.klass = field(v, 1);
-				std::string me = field(v, 2);
-				d.max_expires = me.empty() ? -1 : std::strtoll(me.c_str(), nullptr, 10);
-				d.reply_message = field(v, 3);
-				return d;
-			}
-			stat_(AaaStat::CacheMisses, 1);
-		} catch (const std::exception &e) {
-			IMPS_WARN("authorization cache unavailable: %s", e.what());
-		}
-	}
+	if (use_cache)
+		if (auto c = cached(identity, service)) return *c;
 	Packet p;
 	p.code = kAccessRequest;
 	p.add(kUserName, identity);

@@ -51,6 +51,12 @@ public:
 
 	AuthResult authenticate(const Digest &d, std::string *error);
 	Decision authorize(const std::string &identity, const std::string &service, bool use_cache = true);
+	// The cached decision, if the cache holds one (counts a hit or a miss); never asks the HAAA.
+	std::optional<Decision> cached(const std::string &identity, const std::string &service);
+	// False when every authentication server is held down: asking would only say Unavailable.
+	bool auth_available() const { return auth_.any_available(); }
+	// Status-Server to every held-down server whose hold-down is over (the prober process).
+	int probe_due() { return auth_.probe_due() + acct_.probe_due(); }
 	bool account(const std::string &user, const std::string &session_id, uint32_t status,
 			std::string *error);
 	// Removes cached decisions of one identity (or all when empty); returns how many.

@@ -91,6 +91,7 @@ int imps_aaa_open(const imps_aaa_config_t *cfg, const imps_aaa_host_t *host) noe
 		c.auth.shared_dead_until = reinterpret_cast<std::atomic<int64_t> *>(cfg->shared_auth_state);
 		c.acct.shared_dead_until = reinterpret_cast<std::atomic<int64_t> *>(cfg->shared_acct_state);
 		for (ClientConfig *cc : {&c.auth, &c.acct}) {
+			cc->background_probe = cfg->background_probe != 0;
 			cc->timeout_ms = cfg->timeout_ms;
 			cc->retries = cfg->retries;
 			cc->budget_ms = cfg->budget_ms;
@@ -157,28 +158,72 @@ int imps_aaa_authenticate(const imps_aaa_digest_t *d, char *error, size_t error_
 	return -5;
 }
 
-int imps_aaa_authorize(imps_aaa_str_t identity, imps_aaa_str_t service, int use_cache,
-		imps_aaa_decision_t *out) noexcept
+static void clear_decision(imps_aaa_decision_t *out) noexcept
 {
 	out->result = -2;
 	out->from_cache = 0;
 	out->max_expires = -1;
 	out->klass[0] = out->reply_message[0] = out->error[0] = '\0';
+}
+
+static void fill_decision(const Decision &d, imps_aaa_decision_t *out) noexcept
+{
+	out->result = static_cast<int>(d.kind);
+	out->from_cache = d.from_cache ? 1 : 0;
+	out->max_expires = d.max_expires;
+	copy(out->klass, sizeof(out->klass), d.klass);
+	copy(out->reply_message, sizeof(out->reply_message), d.reply_message);
+	copy(out->error, sizeof(out->error), d.error);
+}
+
+int imps_aaa_authorize(imps_aaa_str_t identity, imps_aaa_str_t service, int use_cache,
+		imps_aaa_decision_t *out) noexcept
+{
+	clear_decision(out);
 	try {
 		if (!g_proc) return -2;
-		Decision d = g_proc->aaa->authorize(S(identity), S(service), use_cache != 0);
-		out->result = static_cast<int>(d.kind);
-		out->from_cache = d.from_cache ? 1 : 0;
-		out->max_expires = d.max_expires;
-		copy(out->klass, sizeof(out->klass), d.klass);
-		copy(out->reply_message, sizeof(out->reply_message), d.reply_message);
-		copy(out->error, sizeof(out->error), d.error);
+		fill_decision(g_proc->aaa->authorize(S(identity), S(service), use_cache != 0), out);
 		return out->result;
 	} catch (const std::exception &e) {
 		copy(out->error, sizeof(out->error), e.what());
 	} catch (...) {
 	}
 	return -2;
+}
+
+int imps_aaa_authorize_cached(imps_aaa_str_t identity, imps_aaa_str_t service,
+		imps_aaa_decision_t *out) noexcept
+{
+	clear_decision(out);
+	try {
+		if (!g_proc) return 0;
+		auto d = g_proc->aaa->cached(S(identity), S(service));
+		if (!d) return 0;
+		fill_decision(*d, out);
+		return 1;
+	} catch (...) {
+	}
+	return 0;
+}
+
+int imps_aaa_auth_available(void) noexcept
+{
+	try {
+		return g_proc && g_proc->aaa->auth_available() ? 1 : 0;
+	} catch (...) {
+	}
+	return 0;
+}
+
+int imps_aaa_probe(void) noexcept
+{
+	try {
+		return g_proc ? g_proc->aaa->probe_due() : 0;
+	} catch (const std::exception &e) {
+		IMPS_ERR("imps_aaa probe: %s", e.what());
+	} catch (...) {
+	}
+	return 0;
 }
 
 int imps_aaa_account(imps_aaa_str_t user, imps_aaa_str_t session, int status, char *error,
@@ -214,9 +259,11 @@ void imps_aaa_servers(imps_aaa_server_sink_f sink, void *ctx) noexcept
 	try {
 		if (!g_proc) return;
 		auto emit = [&](const char *role, const Client &c) {
-			for (const auto &s : c.servers())
-				sink(ctx, role, s.cfg.host.c_str(), s.cfg.port, s.dead ? 1 : 0, s.rtt_ms, s.requests,
+			for (size_t i = 0; i < c.servers().size(); ++i) {
+				const auto &s = c.servers()[i];
+				sink(ctx, role, s.cfg.host.c_str(), s.cfg.port, c.held_down(i) ? 1 : 0, s.rtt_ms, s.requests,
 						s.responses, s.timeouts, s.dropped, s.last_error.c_str());
+			}
 		};
 		emit("auth", g_proc->aaa->auth_client());
 		emit("acct", g_proc->aaa->acct_client());

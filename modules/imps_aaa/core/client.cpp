@@ -163,6 +163,50 @@ bool Client::probe(ServerState &s, Clock::time_point deadline)
 	return ok;
 }
 
+bool Client::held_down(size_t i) const
+{
+	if (cfg_.shared_dead_until) {
+		int64_t until = cfg_.shared_dead_until[i].load(std::memory_order_relaxed);
+		return cfg_.background_probe ? until != 0 : until > epoch_ms();
+	}
+	return servers_[i].dead && Clock::now() < servers_[i].dead_until;
+}
+
+bool Client::any_available() const
+{
+	for (size_t i = 0; i < servers_.size(); ++i)
+		if (!held_down(i)) return true;
+	return false;
+}
+
+int Client::probe_due()
+{
+	int back = 0;
+	for (size_t i = 0; i < servers_.size(); ++i) {
+		ServerState &s = servers_[i];
+		std::atomic<int64_t> *shared = cfg_.shared_dead_until ? &cfg_.shared_dead_until[i] : nullptr;
+		int64_t until = 0;
+		if (shared) {
+			until = shared->load(std::memory_order_relaxed);
+			if (until == 0 || epoch_ms() < until) continue;
+		} else if (!s.dead || Clock::now() < s.dead_until) {
+			continue;
+		}
+		if (probe(s, Clock::now() + std::chrono::milliseconds(cfg_.timeout_ms))) {
+			s.dead = false;
+			// unless another process marked it dead again meanwhile
+			if (shared) shared->compare_exchange_strong(until, 0, std::memory_order_relaxed);
+			IMPS_INFO("RADIUS server %s:%u answered Status-Server: back", s.cfg.host.c_str(), s.cfg.port);
+			++back;
+		} else {
+			s.dead = true;
+			s.dead_until = Clock::now() + std::chrono::seconds(cfg_.dead_time_s);
+			if (shared) shared->store(epoch_ms() + cfg_.dead_time_s * 1000LL, std::memory_order_relaxed);
+		}
+	}
+	return back;
+}
+
 Result Client::send(Packet request)
 {
 	Result res;
@@ -172,7 +216,14 @@ Result Client::send(Packet request)
 		ServerState &s = servers_[i];
 		if (ms_left(deadline) <= 0) break;
 		std::atomic<int64_t> *shared = cfg_.shared_dead_until ? &cfg_.shared_dead_until[i] : nullptr;
-		if (shared && !s.dead) {
+		if (shared && cfg_.background_probe) {
+			// the prober clears the slot once the server answered a Status-Server
+			if (shared->load(std::memory_order_relaxed) != 0) {
+				s.dead = true;
+				continue;
+			}
+			s.dead = false;
+		} else if (shared && !s.dead) {
 			// another process found it dead: hold it down here too, for what is left
 			int64_t until = shared->load(std::memory_order_relaxed);
 			int64_t left = until - epoch_ms();

@@ -32,6 +32,10 @@ struct ClientConfig {
 	// finding a server dead spares every other process the wait. Lock-free 64-bit atomics
 	// are address-free, so they work across processes.
 	std::atomic<int64_t> *shared_dead_until = nullptr;
+	// With shared_dead_until: send() never probes. A held-down server stays skipped (its slot
+	// non-zero) until probe_due(), run by one dedicated process, has heard it answer a
+	// Status-Server; so neither a SIP worker nor an async worker ever waits for a probe.
+	bool background_probe = false;
 };
 
 struct ServerState {
@@ -64,6 +68,14 @@ public:
 	// Sends one request (code and attributes set by the caller; identifier, authenticators and
 	// Message-Authenticator are filled here) and waits for a verified reply.
 	Result send(Packet request);
+
+	// Probes (Status-Server, one try of timeout_ms) every server whose hold-down is over;
+	// returns how many answered (and are back). The background prober's job.
+	int probe_due();
+	// True when send() would try at least one server now (not every server is held down).
+	bool any_available() const;
+	// Held down, as every process sees it (the shared slot when there is one).
+	bool held_down(size_t i) const;
 
 	const std::vector<ServerState> &servers() const { return servers_; }
 	uint64_t forged() const { return forged_; }

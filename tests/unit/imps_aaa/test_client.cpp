@@ -317,3 +317,39 @@ TEST(RadiusClient, HoldDownIsSharedBetweenProcesses)
 	EXPECT_EQ(silent.received.load(), 2);  // only a's two tries ever reached the server
 	EXPECT_TRUE(b.servers()[0].dead);
 }
+
+TEST(RadiusClient, BackgroundProbeKeepsProbingOutOfRequests)
+{
+	// with background_probe, send() never sends Status-Server: a held-down server stays
+	// skipped (answered at once) until probe_due(), the prober process's job, hears it again
+	std::atomic<bool> up{false};
+	std::atomic<int> status_seen{0};
+	Responder r([&](const std::string &req) -> std::vector<std::string> {
+		if (!up) return {};
+		auto p = decode(req);
+		if (p->code == kStatusServer) ++status_seen;
+		return {accept_for(req, "s")};
+	});
+	std::atomic<int64_t> shared[1];
+	shared[0] = 0;
+	ClientConfig cfg = one(r.port);
+	cfg.dead_time_s = 1;
+	cfg.retries = 0;
+	cfg.shared_dead_until = shared;
+	cfg.background_probe = true;
+	Client worker(cfg), prober(cfg);
+	EXPECT_TRUE(worker.any_available());
+	EXPECT_EQ(worker.send(authorize("a", "register")).outcome, Outcome::Unavailable);
+	EXPECT_FALSE(worker.any_available());
+	up = true;
+	std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+	auto t0 = Clock::now();
+	EXPECT_EQ(worker.send(authorize("a", "register")).outcome, Outcome::Unavailable);  // no probe
+	EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 20);
+	EXPECT_EQ(status_seen.load(), 0);
+	EXPECT_EQ(prober.probe_due(), 1);
+	EXPECT_EQ(status_seen.load(), 1);
+	EXPECT_EQ(shared[0].load(), 0);
+	EXPECT_TRUE(worker.any_available());
+	EXPECT_EQ(worker.send(authorize("a", "register")).outcome, Outcome::Accept);
+}
