@@ -528,3 +528,72 @@ def test_redis_down_gives_503_and_changes_nothing(clean_net):
         net.redis.start()
     assert "etag:" not in ps_show(net, "alice")
     assert pub.publish(pidf("alice", DOMAIN), etag=None).status == 200
+
+
+@pytest.fixture
+def ps2(net):
+    """A second presence server node on the same Redis (port 5081, trusts loopback senders so
+    the test can talk to it directly, NOTIFYs coalesced per second)."""
+    cfg_dir = imps_net.CFG_DIR
+    with open(os.path.join(cfg_dir, "presence.cfg")) as f:
+        text = f.read()
+    text = text.replace('import_file "network.cfg"', f'import_file "{cfg_dir}/network.cfg"')
+    text = text.replace('import_file "common.cfg"', f'import_file "{cfg_dir}/common.cfg"')
+    text = text.replace(":IMPS_PS_A_PORT", ":5081").replace("!IMPS_INSTANCE!ps-a!", "!IMPS_INSTANCE!ps-a2!")
+    path = os.path.join(net.workdir, "presence2.cfg")
+    with open(path, "w") as f:
+        f.write(text)
+    k = imps_net.Kamailio("presence", "ps-a2", ("127.0.0.1", 5081), net.workdir,
+                          {"PS_TRUST_LOOPBACK": None, "IMPS_PS_NO_AUTHZ": None, "PS_MIN_EXPIRES": 2,
+                           "PS_PUB_MIN_EXPIRES": 2, "PS_NOTIFY_INTERVAL": 1000}, cfg=path)
+    k.start()
+    yield k
+    k.stop()
+
+
+def test_two_nodes_on_one_redis_and_coalesced_notifies(clean_net, ps2):
+    """A subscription made on node 2 is notified for a PUBLISH on node 1 (through the HSP);
+    an ETag from node 1 is modified on node 2; node 2 sends at most one NOTIFY per second per
+    watcher, with the latest state."""
+    net = clean_net
+    alice, bob = net.ua("alice"), net.ua("bob")
+    sub = presence_sub(bob, "alice")
+    sub.password = None
+    bob.proxy = ("127.0.0.1", 5081)
+    assert sub.subscribe(600).status == 200
+    n = bob.wait_request()
+    c0 = int(n.header("cseq").split()[0])
+
+    pub = Publisher(alice)  # through the edge and the HSP to node 1
+    assert pub.publish(pidf("alice", DOMAIN, "open", "t1", note="node1"), etag=None).status == 200
+    n = bob.wait_request()
+    assert int(n.header("cseq").split()[0]) == c0 + 1
+    assert notify_doc(n)["tuples"][0]["notes"] == {None: "node1"}
+
+    # the same ETag, modified three times quickly on node 2
+    direct = Publisher(net.ua("alice"))
+    direct.password = None
+    direct.ua.proxy = ("127.0.0.1", 5081)
+    direct.etag = pub.etag
+    t0 = time.time()
+    for i in range(3):
+        r = direct.publish(pidf("alice", DOMAIN, "open", "t1", note=f"node2-{i}"))
+        assert r.status == 200, r.raw
+    # the old ETag is gone on node 1 too
+    assert pub.publish(None, expires=600, keep_etag=False).status == 412
+    notes = []
+    deadline = time.time() + 4
+    while time.time() < deadline:
+        try:
+            n = bob.wait_request(timeout=0.3)
+        except TimeoutError:
+            if notes and notes[-1][1] == "node2-2":
+                break
+            continue
+        notes.append((time.time() - t0, notify_doc(n)["tuples"][0]["notes"][None],
+                      int(n.header("cseq").split()[0])))
+    # the first change right away (node 1's NOTIFY was under a second ago: queued), then the
+    # latest state once; CSeqs consecutive
+    assert notes[-1][1] == "node2-2", notes
+    assert len(notes) <= 2, notes
+    assert [c for _, _, c in notes] == list(range(c0 + 2, c0 + 2 + len(notes))), notes
