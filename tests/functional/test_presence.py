@@ -597,3 +597,31 @@ def test_two_nodes_on_one_redis_and_coalesced_notifies(clean_net, ps2):
     assert notes[-1][1] == "node2-2", notes
     assert len(notes) <= 2, notes
     assert [c for _, _, c in notes] == list(range(c0 + 2, c0 + 2 + len(notes))), notes
+
+
+def test_presence_server_asks_the_haaa_too(clean_net):
+    """Seed figures 3, 4 and 6: the presence application authorizes publish, subscribe and
+    query itself (imps_aaa at the presence server; answers cached in Redis)."""
+    net = clean_net
+
+    def aaa():
+        out = net.ps.rpc("imps_aaa.stats")
+        return {l.split(":")[0].strip(): int(l.split(":")[1]) for l in out.splitlines() if ":" in l}
+
+    net.ps.rpc("imps_aaa.cache_flush")
+    before = aaa()
+    assert Publisher(net.ua("alice")).publish(pidf("alice", DOMAIN), etag=None).status == 200
+    bob = net.ua("bob")
+    assert presence_sub(bob, "alice").subscribe(600).status == 200
+    bob.wait_request()
+    assert presence_sub(bob, "alice").subscribe(0).status == 200
+    after = aaa()
+    # three decisions (alice/publish, bob/subscribe, bob/query) taken here: the HSP asked the
+    # HAAA a moment before and the answers are in the shared decision cache (Redis)
+    decided = (after["accepts"] + after["cache_hits"]) - (before["accepts"] + before["cache_hits"])
+    assert decided == 3, (before, after)
+    assert after["rejects"] == before["rejects"]
+    # carol may subscribe and query but not publish: a publication of hers asserted by the
+    # HSP would be refused here as well
+    out = net.ps.rpc("imps_aaa.check", f"carol@{DOMAIN}", "publish")
+    assert "reject" in out.lower(), out
