@@ -37,6 +37,7 @@
 
 #include "common/shim/imps_log.h"
 #include "imps_aaa/imps_aaa_capi.h"
+#include "imps_aaa/imps_aaa_api.h"
 
 MODULE_VERSION
 
@@ -123,7 +124,10 @@ static int w_authorize_async(struct sip_msg *msg, char *service, char *route);
 static int fixup_async(void **param, int param_no);
 static int fixup_free_async(void **param, int param_no);
 
+static int bind_imps_aaa(imps_aaa_api_t *api);
+
 static cmd_export_t cmds[] = {
+	{"bind_imps_aaa", (cmd_function)bind_imps_aaa, 0, 0, 0, 0},
 	{"imps_aaa_authenticate", (cmd_function)w_authenticate, 1, fixup_spve_null,
 			fixup_free_spve_null, REQUEST_ROUTE},
 	{"imps_aaa_authorize", (cmd_function)w_authorize, 1, fixup_spve_null,
@@ -829,14 +833,87 @@ static int w_account(struct sip_msg *msg, char *event, char *p2)
 
 /* ---- accounting of registrations --------------------------------------------------------- */
 
+/* Accounting off the caller's process: the Accounting-Request goes to an async worker (the
+ * caller may be a SIP worker, usrloc's timer or a module's timer process); without async
+ * workers it is sent at once. */
+struct acct_task
+{
+	int status;
+	str user;
+	str session;
+};
+
+static void acct_exec(void *param)
+{
+	struct acct_task *t = (struct acct_task *)param;
+	char err[256];
+	if(imps_aaa_account(AS(t->user), AS(t->session), t->status, err, sizeof(err)) < 0)
+		LM_WARN("accounting %s of %.*s (session %.*s) failed: %s\n",
+				t->status == 1 ? "Start" : t->status == 2 ? "Stop" : "Interim-Update",
+				t->user.len, t->user.s, t->session.len, t->session.s, err);
+}
+
+static int account_async(str *user, str *session, int status)
+{
+	async_task_t *at;
+	struct acct_task *t;
+	str g;
+	int rc;
+
+	if((async_group == NULL || *async_group == '\0') && async_task_workers_get() <= 0) {
+		struct acct_task now;
+		now.status = status;
+		now.user = *user;
+		now.session = *session;
+		acct_exec(&now);
+		return 0;
+	}
+	at = (async_task_t *)shm_malloc(sizeof(async_task_t) + sizeof(struct acct_task)
+									+ user->len + session->len);
+	if(at == NULL) {
+		SHM_MEM_ERROR;
+		return -1;
+	}
+	t = (struct acct_task *)(at + 1);
+	at->exec = acct_exec;
+	at->param = t;
+	t->status = status;
+	t->user.s = (char *)(t + 1);
+	t->user.len = user->len;
+	memcpy(t->user.s, user->s, user->len);
+	t->session.s = t->user.s + user->len;
+	t->session.len = session->len;
+	memcpy(t->session.s, session->s, session->len);
+	if(async_group && *async_group) {
+		g.s = async_group;
+		g.len = strlen(async_group);
+		rc = async_task_group_push(&g, at);
+	} else {
+		rc = async_task_push(at);
+	}
+	if(rc < 0) {
+		LM_ERR("cannot hand an accounting request to an async worker\n");
+		shm_free(at);
+		return -1;
+	}
+	return 0;
+}
+
+static int bind_imps_aaa(imps_aaa_api_t *api)
+{
+	if(api == NULL)
+		return -1;
+	api->account = account_async;
+	return 0;
+}
+
 /* usrloc callback (account_registrations = 1): Accounting-Request Start when a binding is
  * created, Stop when it is removed or expires; Acct-Session-Id is the binding's ruid, User-Name
- * the user of the AoR. */
+ * the user of the AoR. Sent by an async worker. */
 static void ul_acct_cb(ucontact_t *c, int type, void *param)
 {
 	str user;
 	char *at;
-	char err[256];
 	int status;
 
 	if(c->domain == NULL || c->domain->len != (int)strlen(usrloc_domain)
@@ -852,9 +929,9 @@ static void ul_acct_cb(ucontact_t *c, int type, void *param)
 	at = memchr(user.s, '@', user.len);
 	if(at)
 		user.len = at - user.s;
-	if(imps_aaa_account(AS(user), AS(c->ruid), status, err, sizeof(err)) < 0)
-		LM_WARN("accounting %s of %.*s's binding failed: %s\n", status == 1 ? "Start" : "Stop",
-				c->aor->len, c->aor->s, err);
+	if(account_async(&user, &c->ruid, status) < 0)
+		LM_WARN("accounting %s of %.*s's binding not sent\n", status == 1 ? "Start" : "Stop",
+				c->aor->len, c->aor->s);
 }
 
 /* ---- RPC --------------------------------------------------------------------------------- */

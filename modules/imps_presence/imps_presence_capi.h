@@ -78,6 +78,8 @@ typedef struct imps_presence_host {
 	void (*stat)(int which, long long delta);
 	void (*lock)(imps_pstr_t presentity);
 	void (*unlock)(imps_pstr_t presentity);
+	/* accounting Start (start = 1) or Stop of a subscription; may be NULL */
+	void (*account)(imps_pstr_t watcher, imps_pstr_t sid, int start);
 } imps_presence_host_t;
 
 typedef struct imps_presence_config {

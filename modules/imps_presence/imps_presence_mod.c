@@ -44,6 +44,7 @@
 #include "lib/srdb1/db.h"
 #include "modules/tm/tm_load.h"
 #include "modules/sl/sl.h"
+#include "imps_aaa/imps_aaa_api.h"
 
 #include "common/shim/imps_log.h"
 #include "imps_presence/imps_presence_capi.h"
@@ -80,6 +81,8 @@ static str db_url = str_init("sqlite:///var/lib/kamailio/imps_presence.sqlite");
 static str rules_table = str_init("imps_presence_rules");
 static char *default_action = "confirm";
 static int lock_set_size = 8; /* 2^n locks */
+static int account_subscriptions = 0;
+static imps_aaa_api_t aaa_api;
 
 static int default_action_code = IMPS_ACTION_CONFIRM;
 static tm_api_t tmb;
@@ -165,6 +168,7 @@ static param_export_t params[] = {
 	{"rules_table", PARAM_STR, &rules_table},
 	{"default_action", PARAM_STRING, &default_action},
 	{"lock_set_size", PARAM_INT, &lock_set_size},
+	{"account_subscriptions", PARAM_INT, &account_subscriptions},
 	{0, 0, 0}
 };
 
@@ -531,6 +535,19 @@ static int rule_store(str *p, str *w, const char *action)
 	if(dbf.delete(dbh, keys, 0, vals, 2) < 0)
 		return -1;
 	return dbf.insert(dbh, keys, vals, 3);
+}
+
+/* Accounting-Request Start/Stop of a subscription through imps_aaa (sent by an async
+ * worker): User-Name the watcher's user, Acct-Session-Id the subscription id. */
+static void account_cb(imps_pstr_t watcher, imps_pstr_t sid, int start)
+{
+	str user = SI(watcher), session = SI(sid);
+	char *at = memchr(user.s, '@', user.len);
+	if(at)
+		user.len = at - user.s;
+	if(aaa_api.account(&user, &session, start ? IMPS_AAA_ACCT_START : IMPS_AAA_ACCT_STOP) < 0)
+		LM_WARN("accounting %s of subscription %.*s not sent\n", start ? "Start" : "Stop",
+				session.len, session.s);
 }
 
 /* ---- NOTIFY through tm ------------------------------------------------------------------- */
@@ -1140,6 +1157,7 @@ static int open_core(void)
 	host.stat = stat_cb;
 	host.lock = lock_cb;
 	host.unlock = unlock_cb;
+	host.account = account_subscriptions ? account_cb : NULL;
 	return imps_presence_open(&cfg, &host);
 }
 
@@ -1178,6 +1196,13 @@ static int mod_init(void)
 	}
 	if(parse_trusted() < 0)
 		return -1;
+	if(account_subscriptions) {
+		bind_imps_aaa_f bind = (bind_imps_aaa_f)find_export("bind_imps_aaa", 0, 0);
+		if(bind == NULL || bind(&aaa_api) < 0) {
+			LM_ERR("account_subscriptions needs imps_aaa loaded before imps_presence\n");
+			return -1;
+		}
+	}
 	if(load_tm_api(&tmb) < 0) {
 		LM_ERR("cannot load the tm API (load tm before imps_presence)\n");
 		return -1;

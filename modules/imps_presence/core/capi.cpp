@@ -76,6 +76,10 @@ struct HostAdapter final : Host {
 	{
 		if (h.unlock) h.unlock(V(p));
 	}
+	void account(const Subscription &s, bool start) override
+	{
+		if (h.account) h.account(V(s.watcher), V(s.sid), start ? 1 : 0);
+	}
 };
 
 struct Process {

@@ -305,6 +305,7 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 		return reply(200, "OK", {"Expires: 0"});
 	}
 	store_.create(s);
+	if (s.version == 0) host_.account(s, true);  // not a retransmission
 	if (winfo) {
 		queue(s, winfo_full(s, s.presentity, now), kWinfo, subscription_state(s, now));
 	} else {
@@ -323,6 +324,7 @@ void Engine::ended(const Subscription &s, const std::string &reason, const std::
 		bool send_final, long long now_ms)
 {
 	std::string state = "terminated;reason=" + reason;
+	host_.account(s, false);
 	if (send_final) {
 		if (s.event == "presence.winfo") {
 			queue(s, "", "", state);

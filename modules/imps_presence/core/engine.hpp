@@ -48,6 +48,8 @@ public:
 	// Serializes changes of one presentity inside this node (NOTIFY order = CSeq order).
 	virtual void lock(const std::string &presentity) = 0;
 	virtual void unlock(const std::string &presentity) = 0;
+	// Accounting of a subscription: Start when it is created, Stop when it ends.
+	virtual void account(const Subscription &, bool) {}
 };
 
 struct Response {
