@@ -95,6 +95,7 @@ typedef struct imps_presence_config {
 	int pub_min_expires, pub_max_expires, pub_default_expires;
 	int max_body_size;
 	int max_publications;
+	int max_watchers;
 	int min_notify_interval_ms;
 	const char *offline_document; /* "": the default */
 } imps_presence_config_t;

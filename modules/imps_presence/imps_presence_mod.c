@@ -72,6 +72,7 @@ static int pub_max_expires = 3600;
 static int pub_default_expires = 3600;
 static int max_body_size = 65536;
 static int max_publications = 16;
+static int max_watchers = 1000;
 static int min_notify_interval = 1000; /* ms */
 static char *offline_document = "";
 static char *trusted_peers = "";
@@ -159,6 +160,7 @@ static param_export_t params[] = {
 	{"publish_default_expires", PARAM_INT, &pub_default_expires},
 	{"max_body_size", PARAM_INT, &max_body_size},
 	{"max_publications", PARAM_INT, &max_publications},
+	{"max_watchers", PARAM_INT, &max_watchers},
 	{"min_notify_interval", PARAM_INT, &min_notify_interval},
 	{"offline_document", PARAM_STRING, &offline_document},
 	{"trusted_peers", PARAM_STRING, &trusted_peers},
@@ -179,6 +181,7 @@ static void rpc_authorize(rpc_t *rpc, void *ctx);
 static void rpc_terminate(rpc_t *rpc, void *ctx);
 static void rpc_publish(rpc_t *rpc, void *ctx);
 static void rpc_stats(rpc_t *rpc, void *ctx);
+static void rpc_reauthorize(rpc_t *rpc, void *ctx);
 
 static const char *rpc_list_doc[] = {"Presentities with their publication and watcher counts.", 0};
 static const char *rpc_show_doc[] = {
@@ -191,6 +194,9 @@ static const char *rpc_terminate_doc[] = {"End a subscription by id (reason deac
 static const char *rpc_publish_doc[] = {
 	"Administrative publication: <user@host> <PIDF body or file path> [expires].", 0};
 static const char *rpc_stats_doc[] = {"Counters of imps_presence.", 0};
+static const char *rpc_reauthorize_doc[] = {
+	"Apply the rules as they are in the database now to the existing watchers of "
+	"<presentity> (after rules were changed with SQL).", 0};
 
 static rpc_export_t rpc_cmds[] = {
 	{"imps_presence.list", rpc_list, rpc_list_doc, RET_ARRAY},
@@ -200,6 +206,7 @@ static rpc_export_t rpc_cmds[] = {
 	{"imps_presence.terminate", rpc_terminate, rpc_terminate_doc, 0},
 	{"imps_presence.publish", rpc_publish, rpc_publish_doc, 0},
 	{"imps_presence.stats", rpc_stats, rpc_stats_doc, 0},
+	{"imps_presence.reauthorize", rpc_reauthorize, rpc_reauthorize_doc, 0},
 	{0, 0, 0, 0}
 };
 
@@ -1036,6 +1043,26 @@ static void rpc_authorize(rpc_t *rpc, void *ctx)
 			"changed", changed);
 }
 
+static void rpc_reauthorize(rpc_t *rpc, void *ctx)
+{
+	str p;
+	str none = {0, 0};
+	int changed;
+	void *th;
+	if(rpc->scan(ctx, "S", &p) < 1) {
+		rpc->fault(ctx, 400, "presentity (user@host) expected");
+		return;
+	}
+	changed = imps_presence_reauthorize(IS(p), IS(none));
+	if(changed < 0) {
+		rpc->fault(ctx, 503, "State store unavailable: %s", imps_presence_last_error());
+		return;
+	}
+	if(rpc->add(ctx, "{", &th) < 0)
+		return;
+	rpc->struct_add(th, "Sd", "presentity", &p, "changed", changed);
+}
+
 static void rpc_terminate(rpc_t *rpc, void *ctx)
 {
 	str sid;
@@ -1148,6 +1175,7 @@ static int open_core(void)
 	cfg.pub_default_expires = pub_default_expires;
 	cfg.max_body_size = max_body_size;
 	cfg.max_publications = max_publications;
+	cfg.max_watchers = max_watchers;
 	cfg.min_notify_interval_ms = min_notify_interval;
 	cfg.offline_document = offline_document;
 	memset(&host, 0, sizeof(host));
@@ -1182,9 +1210,10 @@ static int mod_init(void)
 		LM_ERR("expires parameters must satisfy 0 <= min <= default <= max\n");
 		return -1;
 	}
-	if(max_body_size < 256 || max_publications < 1 || min_notify_interval < 0
+	if(max_body_size < 256 || max_publications < 1 || max_watchers < 1 || min_notify_interval < 0
 			|| timer_interval < 10) {
-		LM_ERR("max_body_size >= 256, max_publications >= 1, min_notify_interval >= 0 and "
+		LM_ERR("max_body_size >= 256, max_publications >= 1, max_watchers >= 1, "
+			   "min_notify_interval >= 0 and "
 			   "timer_interval >= 10 (ms) are required\n");
 		return -1;
 	}

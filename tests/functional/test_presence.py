@@ -654,3 +654,22 @@ def test_subscriptions_are_accounted(clean_net):
     assert "Acct-Status-Type = Start" in recs[0] and "Acct-Status-Type = Stop" in recs[1]
     for r in recs:
         assert 'User-Name = "bob"' in r
+
+
+def test_rules_changed_in_sql_apply_with_reauthorize(clean_net):
+    net = clean_net
+    bob = net.ua("bob")
+    sub = presence_sub(bob, "alice")
+    assert sub.subscribe(600).status == 200
+    assert state(bob.wait_request()).startswith("active")
+    # the admin edits the table directly: new subscriptions follow at once ...
+    imps_net.presence_rules([("alice@a.example", "bob@a.example", "confirm")])
+    bob2 = net.ua("bob")
+    s2 = presence_sub(bob2, "alice")
+    assert s2.subscribe(600).status == 200
+    assert state(bob2.wait_request()).startswith("pending")
+    # ... existing ones when told
+    out = net.ps.rpc("imps_presence.reauthorize", f"alice@{DOMAIN}")
+    assert "changed: 1" in out, out
+    n = bob.wait_request()
+    assert state(n).startswith("pending") and not n.body

@@ -184,6 +184,7 @@ int imps_presence_open(const imps_presence_config_t *cfg, const imps_presence_ho
 		c.pub_default_expires = cfg->pub_default_expires;
 		c.max_body_size = static_cast<size_t>(cfg->max_body_size);
 		c.max_publications = cfg->max_publications;
+		c.max_watchers = cfg->max_watchers;
 		c.min_notify_interval_ms = cfg->min_notify_interval_ms;
 		c.offline_document = cfg->offline_document ? cfg->offline_document : "";
 		p->engine = std::make_unique<Engine>(c, *p->store, p->host);

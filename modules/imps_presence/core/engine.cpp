@@ -304,7 +304,8 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 		else queue_presence(s, "terminated;reason=timeout", current_document(s.presentity));
 		return reply(200, "OK", {"Expires: 0"});
 	}
-	store_.create(s);
+	if (!store_.create(s, cfg_.max_watchers))
+		return reply(403, "Forbidden (too many watchers of this presentity)");
 	if (s.version == 0) host_.account(s, true);  // not a retransmission
 	if (winfo) {
 		queue(s, winfo_full(s, s.presentity, now), kWinfo, subscription_state(s, now));

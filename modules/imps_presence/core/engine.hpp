@@ -24,6 +24,7 @@ struct Config {
 	int pub_default_expires = 3600;
 	size_t max_body_size = 65536;
 	int max_publications = 16;       // live publications per presentity
+	int max_watchers = 1000;         // subscriptions per presentity and package
 	long long min_notify_interval_ms = 1000;
 	std::string offline_document;    // template; "%ENTITY%" is the presentity URI; "": default
 };

@@ -155,15 +155,18 @@ end
 return out
 )lua";
 
-// KEYS: sub, set, sexp. ARGV: sid, expires_at, pres, prefix, field/value pairs...
+// KEYS: sub, set, sexp. ARGV: sid, expires_at, pres, prefix, max per set, field/value pairs...
 const std::string kCreate = R"lua(
 local v, c = 0, 1
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[5]) then
+  return {-1, 0}
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   v = redis.call('HINCRBY', KEYS[1], 'version', 1)
   c = redis.call('HINCRBY', KEYS[1], 'cseq', 1)
-  redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+  redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 else
-  redis.call('HSET', KEYS[1], 'version', 0, 'cseq', 1, unpack(ARGV, 5))
+  redis.call('HSET', KEYS[1], 'version', 0, 'cseq', 1, unpack(ARGV, 6))
 end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
@@ -435,12 +438,13 @@ public:
 		return parse_subs(rep.get());
 	}
 
-	void create(Subscription &s) override
+	bool create(Subscription &s, int max_per_presentity) override
 	{
 		std::string exp = std::to_string(s.expires_at), rc = std::to_string(s.remote_cseq),
 				cr = std::to_string(s.created_at), last = std::to_string(s.last_notify_ms);
 		std::string set = p_ + (s.event == "presence.winfo" ? ":wsubs:" : ":subs:") + s.presentity;
-		std::vector<std::string_view> args = {s.sid, exp, s.presentity, p_, "sid", s.sid,
+		std::string mx = std::to_string(max_per_presentity);
+		std::vector<std::string_view> args = {s.sid, exp, s.presentity, p_, mx, "sid", s.sid,
 				"pres", s.presentity, "event", s.event, "watcher", s.watcher, "wuri",
 				s.watcher_uri, "wname", s.display_name, "status", s.status, "callid", s.callid,
 				"rtag", s.remote_tag, "ltag", s.local_tag, "ruri", s.remote_uri, "luri",
@@ -450,10 +454,12 @@ public:
 		Reply rep = r_.eval(kCreate, {p_ + ":sub:" + s.sid, set, p_ + ":sexp"}, args);
 		s.version = 0;
 		s.cseq = 1;
-		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
-			s.version = static_cast<unsigned long long>(reply_int(rep->element[0]));
-			s.cseq = static_cast<unsigned long long>(reply_int(rep->element[1]));
-		}
+		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+			throw RedisError("Redis: unexpected reply to a new subscription");
+		if (reply_int(rep->element[0]) < 0) return false;
+		s.version = static_cast<unsigned long long>(reply_int(rep->element[0]));
+		s.cseq = static_cast<unsigned long long>(reply_int(rep->element[1]));
+		return true;
 	}
 
 	SubscribeOutcome refresh(Subscription &s, bool remove) override

@@ -85,7 +85,8 @@ public:
 	virtual std::vector<Subscription> claim_due(long long now_ms, int limit) = 0;
 
 	// A new subscription (CSeq 1, version 0); a retransmitted initial SUBSCRIBE keeps counting.
-	virtual void create(Subscription &s) = 0;
+	// False: the presentity has max_per_presentity subscriptions of that package already.
+	virtual bool create(Subscription &s, int max_per_presentity = 1 << 30) = 0;
 	virtual SubscribeOutcome refresh(Subscription &s, bool remove) = 0;
 	virtual std::vector<Subscription> claim_expired(long long now, int limit) = 0;
 	// Subscriptions of a presentity for one event package ("" : both).
