@@ -534,15 +534,7 @@ def test_redis_down_gives_503_and_changes_nothing(clean_net):
 def ps2(net):
     """A second presence server node on the same Redis (port 5081, trusts loopback senders so
     the test can talk to it directly, NOTIFYs coalesced per second)."""
-    cfg_dir = imps_net.CFG_DIR
-    with open(os.path.join(cfg_dir, "presence.cfg")) as f:
-        text = f.read()
-    text = text.replace('import_file "network.cfg"', f'import_file "{cfg_dir}/network.cfg"')
-    text = text.replace('import_file "common.cfg"', f'import_file "{cfg_dir}/common.cfg"')
-    text = text.replace(":IMPS_PS_A_PORT", ":5081").replace("!IMPS_INSTANCE!ps-a!", "!IMPS_INSTANCE!ps-a2!")
-    path = os.path.join(net.workdir, "presence2.cfg")
-    with open(path, "w") as f:
-        f.write(text)
+    path = variant_cfg(net, "ps-a2", 5081, [])
     k = imps_net.Kamailio("presence", "ps-a2", ("127.0.0.1", 5081), net.workdir,
                           {"PS_TRUST_LOOPBACK": None, "IMPS_PS_NO_AUTHZ": None, "PS_MIN_EXPIRES": 2,
                            "PS_PUB_MIN_EXPIRES": 2, "PS_NOTIFY_INTERVAL": 1000}, cfg=path)
@@ -673,3 +665,69 @@ def test_rules_changed_in_sql_apply_with_reauthorize(clean_net):
     assert "changed: 1" in out, out
     n = bob.wait_request()
     assert state(n).startswith("pending") and not n.body
+
+
+def variant_cfg(net, name, port, edits):
+    """presence.cfg for another node on the same Redis: its own port and instance name, the
+    includes made absolute, and the given text replacements."""
+    cfg_dir = imps_net.CFG_DIR
+    with open(os.path.join(cfg_dir, "presence.cfg")) as f:
+        text = f.read()
+    text = text.replace('import_file "network.cfg"', f'import_file "{cfg_dir}/network.cfg"')
+    text = text.replace('import_file "common.cfg"', f'import_file "{cfg_dir}/common.cfg"')
+    text = text.replace(":IMPS_PS_A_PORT", f":{port}").replace("!IMPS_INSTANCE!ps-a!", f"!IMPS_INSTANCE!{name}!")
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = os.path.join(net.workdir, f"{name}.cfg")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def test_rules_in_postgresql(clean_net):
+    """The rules table through db_postgres: same schema file, rules read and written there."""
+    import subprocess
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    from bench_reginfo import PG_PORT, Postgres
+
+    net = clean_net
+    os.chmod(net.workdir, 0o755)  # the postgres user runs the cluster below it
+    pg = Postgres(os.path.join(net.workdir, "pgrules"))
+    os.makedirs(os.path.dirname(pg.dir), exist_ok=True)
+    psql = ["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "kamailio", "-d", "kamailio", "-q",
+            "-v", "ON_ERROR_STOP=1", "-At"]
+    k = None
+    try:
+        pg.start()
+        subprocess.run(psql + ["-f", os.path.join(imps_net.SQL_DIR, "imps_presence-create.sql")],
+                       check=True, capture_output=True)
+        subprocess.run(psql + ["-c", "INSERT INTO imps_presence_rules VALUES "
+                               "('alice@a.example', 'bob@a.example', 'block')"], check=True)
+        path = variant_cfg(net, "ps-pg", 5082, [
+            ('loadmodule "db_sqlite.so"', 'loadmodule "db_postgres.so"'),
+            ('"sqlite://IMPS_RUN_DIR/IMPS_PS_A_DB_FILE"',
+             f'"postgres://kamailio:kamailio@127.0.0.1:{PG_PORT}/kamailio"')])
+        k = imps_net.Kamailio("presence", "ps-pg", ("127.0.0.1", 5082), net.workdir,
+                              {"PS_TRUST_LOOPBACK": None, "IMPS_PS_NO_AUTHZ": None,
+                               "PS_MIN_EXPIRES": 2}, cfg=path)
+        k.start()
+        bob = net.ua("bob")
+        bob.proxy = ("127.0.0.1", 5082)
+        s = presence_sub(bob, "alice")
+        s.password = None
+        r = s.subscribe(600)
+        assert r.status == 403 and "blocked" in r.reason, r.raw
+        out = k.rpc("imps_presence.authorize", f"alice@{DOMAIN}", f"bob@{DOMAIN}", "allow")
+        assert "action: allow" in out, out
+        rows = subprocess.run(psql + ["-c", "SELECT presentity, watcher, action FROM imps_presence_rules"],
+                              check=True, capture_output=True, text=True).stdout.split()
+        assert rows == ["alice@a.example|bob@a.example|allow"], rows
+        s = presence_sub(bob, "alice")
+        s.password = None
+        assert s.subscribe(600).status == 200
+        assert state(bob.wait_request()).startswith("active")
+    finally:
+        if k:
+            k.stop()
+        pg.stop()
