@@ -52,3 +52,40 @@ def test_kemi_handle_subscribe(clean_net):
     finally:
         lua.stop()
         net.hsp.start()
+
+
+def test_kemi_presence(clean_net):
+    """imps_presence's KEMI exports: a presence server routed in Lua behind the real HSP and
+    edge answers PUBLISH and SUBSCRIBE as the native cfg functions do."""
+    from presence_check import parse_pidf
+    net = clean_net
+    ps_addr = (net.plan["IMPS_IP_A"], int(net.plan["IMPS_PS_A_PORT"]))
+    net.ps.stop()
+    lua = imps_net.Kamailio("presence", "ps-a", ps_addr, net.workdir,
+                            {"KEMI_LUA": '"' + os.path.join(HERE, "kemi", "presence.lua") + '"'},
+                            cfg=os.path.join(HERE, "kemi", "presence-lua.cfg"))
+    try:
+        lua.start()
+        pub = sipua.Publisher(net.ua("alice"))
+        r = pub.publish(sipua.pidf("alice", net.domain, "open", "kemi"), etag=None)
+        assert r.status == 200 and r.header("sip-etag"), r.raw
+        assert wait_log(lua, "imps_presence.handle_publish returned 1")
+        r = pub.publish(sipua.pidf("alice", net.domain, "open", "kemi"), etag=None, content_type="text/plain")
+        assert r.status == 415
+        assert wait_log(lua, "imps_presence.handle_publish returned -2")
+        bob = net.ua("bob")
+        s = sipua.Subscription(bob, "sip:alice@a.example", event="presence", accept="application/pidf+xml")
+        assert s.subscribe(600).status == 200
+        n = bob.wait_request("NOTIFY")
+        assert n.header("subscription-state").startswith("active")
+        assert [t["id"] for t in parse_pidf(n.body)["tuples"]] == ["kemi"]
+        assert wait_log(lua, "imps_presence.handle_subscribe returned 1")
+        # directly, not through the HSP: refused by the script
+        ua = net.ua("alice")
+        ua.proxy = ps_addr
+        direct = sipua.Publisher(ua)
+        direct.password = None
+        assert direct.publish(sipua.pidf("alice", net.domain), etag=None).status == 403
+    finally:
+        lua.stop()
+        net.ps.start()
