@@ -145,6 +145,7 @@ run: $(DEPS_STAMP) all
 bench: $(DEPS_STAMP) all
 	$(PYTHON) tests/bench/bench_reginfo.py
 	$(PYTHON) tests/bench/bench_aaa.py
+	$(PYTHON) tests/bench/bench_aaa_down.py
 
 install: all
 	install -d $(DESTDIR)$(MODDIR) $(DESTDIR)$(CFGDIR) $(DESTDIR)$(DOCDIR)

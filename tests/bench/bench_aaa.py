@@ -24,36 +24,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 import imps_net  # noqa: E402
 from bench_reginfo import cpu_seconds  # noqa: E402
+from benchlib import radcli_conf  # noqa: E402
 
 P = imps_net.PLAN
 OURS_PORT, STOCK_PORT = 5095, 5096
 LEGACY_ADDR = "127.0.0.9"  # radcli's source address: a FreeRADIUS client without M-A
-
-
-def radcli_conf(workdir, radius):
-    servers = os.path.join(workdir, "radcli-servers")
-    with open(servers, "w") as f:
-        f.write(f"{radius.host} {radius.secret}\n")
-    os.chmod(servers, 0o600)
-    dictionary = os.path.join(workdir, "radcli-dictionary")
-    with open(dictionary, "w") as f:
-        # radcli's dictionary lacks the draft-sterman digest attributes auth_radius needs
-        f.write("$INCLUDE /etc/radcli/dictionary\n$INCLUDE /etc/kamailio/dictionary.kamailio\n"
-                "ATTRIBUTE Digest-Response 206 string\nATTRIBUTE Digest-Attributes 207 string\n"
-                "ATTRIBUTE Digest-Realm 1063 string\nATTRIBUTE Digest-Nonce 1064 string\n"
-                "ATTRIBUTE Digest-Method 1065 string\nATTRIBUTE Digest-URI 1066 string\n"
-                "ATTRIBUTE Digest-QOP 1067 string\nATTRIBUTE Digest-Algorithm 1068 string\n"
-                "ATTRIBUTE Digest-Body-Digest 1069 string\nATTRIBUTE Digest-CNonce 1070 string\n"
-                "ATTRIBUTE Digest-Nonce-Count 1071 string\nATTRIBUTE Digest-User-Name 1072 string\n"
-                "VALUE Service-Type Sip-Session 15\n")
-    conf = os.path.join(workdir, "radcli.conf")
-    with open(conf, "w") as f:
-        # the timeout and retries the issue compares with (2 s, one retry)
-        f.write(f"authserver {radius.host}:{radius.auth_port}\n"
-                f"acctserver {radius.host}:{radius.acct_port}\n"
-                f"servers {servers}\ndictionary {dictionary}\ndefault_realm\n"
-                f"radius_timeout 2\nradius_retries 1\nbindaddr {LEGACY_ADDR}\n")
-    return conf
 
 
 def rtt_ms(wd):
@@ -127,7 +102,7 @@ def main():
                              cfg=os.path.join(HERE, "..", "functional", "aaa", "aaa-test.cfg"))
     stock = imps_net.Kamailio("stock-auth", "stock-auth", ("127.0.0.1", STOCK_PORT), workdir,
                               {"IMPS_CHILDREN": 4,
-                               "RADCLI_CONF": '"' + radcli_conf(workdir, radius) + '"'},
+                               "RADCLI_CONF": '"' + radcli_conf(workdir, radius, LEGACY_ADDR) + '"'},
                               cfg=os.path.join(HERE, "aaa", "stock-auth.cfg"),
                               modules=imps_net.STOCK_MODULES)
     results = {}

@@ -22,17 +22,7 @@ PERIOD = 0.1            # an OPTIONS every 100 ms
 
 
 def options(ua, ruri, dest=None):
-    branch = "z9hG4bK" + sipua.rand(12)
-    text = "\r\n".join([
-        f"OPTIONS {ruri} SIP/2.0",
-        f"Via: SIP/2.0/UDP {ua.ip}:{ua.port};rport;branch={branch}",
-        "Max-Forwards: 70",
-        f"From: <sip:{ua.user}@{ua.domain}>;tag={sipua.rand(8)}",
-        f"To: <{ruri}>",
-        f"Call-ID: {sipua.rand(12)}@opt",
-        "CSeq: 1 OPTIONS",
-        f"Contact: <{ua.contact}>",
-        "Content-Length: 0", "", ""])
+    _, text = sipua.options_request(ua, ruri)
     return ua.request(text, dest, timeout=2.0)
 
 

@@ -20,6 +20,22 @@ def rand(n=10):
     return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
 
 
+def options_request(ua, ruri):
+    """An out-of-dialog OPTIONS from `ua` to `ruri`: (its Via branch, its text)."""
+    branch = "z9hG4bK" + rand(12)
+    text = "\r\n".join([
+        f"OPTIONS {ruri} SIP/2.0",
+        f"Via: SIP/2.0/UDP {ua.ip}:{ua.port};rport;branch={branch}",
+        "Max-Forwards: 70",
+        f"From: <sip:{ua.user}@{ua.domain}>;tag={rand(8)}",
+        f"To: <{ruri}>",
+        f"Call-ID: {rand(12)}@opt",
+        "CSeq: 1 OPTIONS",
+        f"Contact: <{ua.contact}>",
+        "Content-Length: 0", "", ""])
+    return branch, text
+
+
 class Message:
     def __init__(self, raw, src=None):
         self.raw = raw
