@@ -23,10 +23,10 @@ def main():
     radius = imps_net.FreeRadius(workdir)
     hsp = imps_net.hsp_a(workdir)
     edge = imps_net.edge_a(workdir)
-    ps = imps_net.ps_a(workdir)
-    if not os.path.exists(imps_net.presence_db_path()):
+    ps = imps_net.ps_a(workdir, demo=True)
+    if not os.path.exists(imps_net.presence_db_path(demo=True)):
         # the watcher rules are kept across runs: an admin's changes stay
-        imps_net.make_presence_db()
+        imps_net.make_presence_db(demo=True)
     started = []
     stop = {"now": False}
 
@@ -48,7 +48,7 @@ IMPS demo network is up (domain {P['IMPS_DOMAIN_A']}); Ctrl-C stops everything.
   subscriber edge proxy  udp+tcp {ip}:{P['IMPS_EDGE_A_PORT']}   kamcmd -s unix:{edge.ctl}
   HSP (registrar, reg)   udp+tcp {ip}:{P['IMPS_HSP_A_PORT']}   kamcmd -s unix:{hsp.ctl}
   presence server        udp+tcp {ip}:{P['IMPS_PS_A_PORT']}   kamcmd -s unix:{ps.ctl}
-  watcher rules          {imps_net.presence_db_path()} (users of {P['IMPS_DOMAIN_A']} see each other)
+  watcher rules          {imps_net.presence_db_path(demo=True)} (users of {P['IMPS_DOMAIN_A']} see each other)
   Redis                  {redis.host}:{redis.port}
   HAAA (FreeRADIUS)      {radius.host}:{radius.auth_port} (auth), {radius.acct_port} (acct)
   subscribers            alice, bob, carol @ {P['IMPS_DOMAIN_A']}, password <name>-secret

@@ -153,8 +153,9 @@ void imps_presence_notify_failed(imps_pstr_t sid, int code, int retry_after) IMP
 int imps_presence_reauthorize(imps_pstr_t presentity, imps_pstr_t watcher) IMPS_NOEXCEPT;
 /* 1 ended, 0 unknown, -1 failure */
 int imps_presence_terminate(imps_pstr_t sid) IMPS_NOEXCEPT;
+/* etag empty: a new publication; else a refresh (body empty), modify, or remove (expires 0) */
 int imps_presence_admin_publish(imps_pstr_t presentity, imps_pstr_t body, int expires,
-		imps_presence_reply_t *rep) IMPS_NOEXCEPT;
+		imps_pstr_t etag, imps_presence_reply_t *rep) IMPS_NOEXCEPT;
 
 int imps_presence_show(imps_pstr_t presentity, void (*doc_sink)(void *ctx, imps_pstr_t doc),
 		void (*pub_sink)(void *ctx, const imps_presence_pubinfo_t *p), void *ctx) IMPS_NOEXCEPT;

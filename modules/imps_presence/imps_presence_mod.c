@@ -192,7 +192,9 @@ static const char *rpc_authorize_doc[] = {
 	"it to existing subscriptions at once.", 0};
 static const char *rpc_terminate_doc[] = {"End a subscription by id (reason deactivated).", 0};
 static const char *rpc_publish_doc[] = {
-	"Administrative publication: <user@host> <PIDF body or file path> [expires].", 0};
+	"Administrative publication: <user@host> <PIDF body, file path or -> [expires] [etag]: "
+	"without etag a new publication; with it a refresh (empty body), modify or remove "
+	"(expires 0).", 0};
 static const char *rpc_stats_doc[] = {"Counters of imps_presence.", 0};
 static const char *rpc_reauthorize_doc[] = {
 	"Apply the rules as they are in the database now to the existing watchers of "
@@ -1082,19 +1084,25 @@ static void rpc_terminate(rpc_t *rpc, void *ctx)
 
 static void rpc_publish(rpc_t *rpc, void *ctx)
 {
-	str p, body;
+	str p, body, etag = {0, 0};
 	int expires = 3600, n;
 	imps_presence_reply_t rep;
 	char *buf = NULL;
 	void *th;
 
-	n = rpc->scan(ctx, "SS*d", &p, &body, &expires);
+	n = rpc->scan(ctx, "SS*dS", &p, &body, &expires, &etag);
 	if(n < 2) {
-		rpc->fault(ctx, 400, "<presentity> <PIDF body or file> [expires] expected");
+		rpc->fault(ctx, 400, "<presentity> <PIDF body or file> [expires] [etag] expected");
 		return;
 	}
 	if(n < 3)
 		expires = pub_default_expires;
+	if(n < 4) {
+		etag.s = NULL;
+		etag.len = 0;
+	}
+	if(body.len == 1 && body.s[0] == '-') /* no body: a refresh or a remove */
+		body.len = 0;
 	if(body.len > 0 && body.s[0] == '/') { /* a file */
 		FILE *f;
 		char path[512];
@@ -1125,7 +1133,7 @@ static void rpc_publish(rpc_t *rpc, void *ctx)
 		body.s = buf;
 		body.len = (int)sz;
 	}
-	imps_presence_admin_publish(IS(p), IS(body), expires, &rep);
+	imps_presence_admin_publish(IS(p), IS(body), expires, IS(etag), &rep);
 	if(buf)
 		pkg_free(buf);
 	if(rep.code >= 300) {

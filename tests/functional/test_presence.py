@@ -536,7 +536,8 @@ def ps2(net):
     the test can talk to it directly, NOTIFYs coalesced per second)."""
     path = variant_cfg(net, "ps-a2", 5081, [])
     k = imps_net.Kamailio("presence", "ps-a2", ("127.0.0.1", 5081), net.workdir,
-                          {"PS_TRUST_LOOPBACK": None, "IMPS_PS_NO_AUTHZ": None, "PS_MIN_EXPIRES": 2,
+                          {"PS_TEST_DB": None, "PS_TRUST_LOOPBACK": None, "IMPS_PS_NO_AUTHZ": None,
+                           "PS_MIN_EXPIRES": 2,
                            "PS_PUB_MIN_EXPIRES": 2, "PS_NOTIFY_INTERVAL": 1000}, cfg=path)
     k.start()
     yield k
@@ -731,3 +732,46 @@ def test_rules_in_postgresql(clean_net):
         if k:
             k.stop()
         pg.stop()
+
+
+def test_rpc_publication_refresh_modify_remove_and_domain_rules(clean_net):
+    net = clean_net
+    bob = net.ua("bob")
+    assert presence_sub(bob, "alice").subscribe(600).status == 200
+    bob.wait_request()
+    out = net.ps.rpc("imps_presence.publish", f"alice@{DOMAIN}", pidf("alice", DOMAIN, "open", "gw"), 120)
+    etag = out.split("SIP-ETag: ")[1].split()[0]
+    assert basics(notify_doc(bob.wait_request())) == {"gw": "open"}
+    out = net.ps.rpc("imps_presence.publish", f"alice@{DOMAIN}", "-", 300, etag)  # refresh
+    etag2 = out.split("SIP-ETag: ")[1].split()[0]
+    assert etag2 != etag and "Expires: 300" in out
+    bob.no_request(wait=0.5)
+    net.ps.rpc("imps_presence.publish", f"alice@{DOMAIN}", pidf("alice", DOMAIN, "closed", "gw"), 300, etag2)
+    assert basics(notify_doc(bob.wait_request())) == {"gw": "closed"}
+    out = net.ps.rpc("imps_presence.publish", f"alice@{DOMAIN}", "-", 300, etag2, check=False)
+    assert "412" in out, out
+    etag3 = [l.split(":", 1)[1].strip() for l in ps_show(net, "alice").splitlines() if "etag:" in l][0]
+    net.ps.rpc("imps_presence.publish", f"alice@{DOMAIN}", "-", 0, etag3)  # remove
+    assert [t["id"] for t in notify_doc(bob.wait_request())["tuples"]] == ["offline"]
+
+    # a rule for a whole domain's presentities reaches their existing watchers at once
+    out = net.ps.rpc("imps_presence.authorize", DOMAIN, f"bob@{DOMAIN}", "confirm")
+    assert "changed: 1" in out, out
+    assert state(bob.wait_request()).startswith("pending")
+
+
+def test_notify_failures_are_counted(clean_net):
+    net = clean_net
+    before = stats(net)
+    bob = net.ua("bob")
+    assert presence_sub(bob, "alice").subscribe(600).status == 200
+    bob.wait_request()
+    bob.notify_answer = 500
+    assert Publisher(net.ua("alice")).publish(pidf("alice", DOMAIN), etag=None).status == 200
+    bob.wait_request()
+    deadline = time.time() + 3
+    while time.time() < deadline and stats(net)["notifies_failed"] == before["notifies_failed"]:
+        time.sleep(0.1)
+    assert stats(net)["notifies_failed"] == before["notifies_failed"] + 1
+    # a 500 without Retry-After ends the subscription (RFC 6665 4.2.2)
+    assert "id:" not in net.ps.rpc("imps_presence.watchers", f"alice@{DOMAIN}")

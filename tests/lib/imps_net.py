@@ -226,14 +226,15 @@ def hsp_a(workdir, defines=None):
 SQL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sql")
 
 
-def presence_db_path():
-    return os.path.join(PLAN["IMPS_RUN_DIR"], PLAN["IMPS_PS_A_DB_FILE"])
+def presence_db_path(demo=False):
+    """The presence server's rules file: the demo's (make run) or the tests' own."""
+    return os.path.join(PLAN["IMPS_RUN_DIR"], PLAN["IMPS_PS_A_DB_FILE" if demo else "IMPS_PS_A_TEST_DB_FILE"])
 
 
-def make_presence_db(path=None, demo_rules=True):
+def make_presence_db(path=None, demo_rules=True, demo=False):
     """A fresh rules database for the presence server, made from sql/ (as make run does)."""
     import sqlite3
-    path = path or presence_db_path()
+    path = path or presence_db_path(demo)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if os.path.exists(path):
         os.unlink(path)
@@ -258,9 +259,12 @@ def presence_rules(rows, path=None):
     db.close()
 
 
-def ps_a(workdir, defines=None):
-    return Kamailio("presence", "ps-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_PS_A_PORT"])), workdir,
-                    defines)
+def ps_a(workdir, defines=None, demo=False):
+    """The presence server; outside the demo it reads the tests' rules file (PS_TEST_DB)."""
+    d = dict(defines or {})
+    if not demo:
+        d.setdefault("PS_TEST_DB", None)
+    return Kamailio("presence", "ps-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_PS_A_PORT"])), workdir, d)
 
 
 def make_workdir(prefix="imps-"):

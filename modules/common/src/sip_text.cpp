@@ -1,6 +1,7 @@
 #include "imps/sip_text.hpp"
 
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 
 namespace imps {
@@ -43,7 +44,18 @@ bool accepts(const std::vector<std::string> &ranges, const std::string &type)
 	std::string major = type.substr(0, type.find('/')) + "/*";
 	for (const auto &r : ranges) {
 		std::string t = lower(trim(r.substr(0, r.find(';'))));
-		if (t == type || t == major || t == "*/*") return true;
+		if (t != type && t != major && t != "*/*") continue;
+		// "q=0" (RFC 3261 20.1, RFC 7231 5.3.1): explicitly not acceptable
+		std::string params;
+		if (r.find(';') != std::string::npos)
+			for (char c : lower(r.substr(r.find(';'))))
+				if (!std::isspace(static_cast<unsigned char>(c))) params += c;
+		size_t q = params.find(";q=");
+		if (q != std::string::npos) {
+			std::string v = params.substr(q + 3, params.find(';', q + 1) - q - 3);
+			if (!v.empty() && std::strtod(v.c_str(), nullptr) <= 0.0) continue;
+		}
+		return true;
 	}
 	return false;
 }

@@ -301,11 +301,11 @@ int imps_presence_terminate(imps_pstr_t sid) noexcept
 }
 
 int imps_presence_admin_publish(imps_pstr_t presentity, imps_pstr_t body, int expires,
-		imps_presence_reply_t *rep) noexcept
+		imps_pstr_t etag, imps_presence_reply_t *rep) noexcept
 {
 	return answer("imps_presence.publish", rep, [=] {
 		long long ms = now_ms();
-		return g_proc->engine->admin_publish(S(presentity), S(body), expires, ms / 1000, ms);
+		return g_proc->engine->admin_publish(S(presentity), S(body), expires, S(etag), ms / 1000, ms);
 	});
 }
 

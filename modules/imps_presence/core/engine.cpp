@@ -219,14 +219,15 @@ Response Engine::publish_locked(const PublishRequest &req, bool admin)
 }
 
 Response Engine::admin_publish(const std::string &presentity, const std::string &body,
-		int expires, long long now, long long now_ms)
+		int expires, const std::string &etag, long long now, long long now_ms)
 {
 	PublishRequest req;
 	req.has_event = true;
 	req.event = "presence";
-	req.has_body = true;
+	req.has_body = !body.empty();
 	req.content_type = kPidf;
 	req.body = body;
+	req.if_match = etag;
 	req.expires = expires;
 	req.presentity = presentity;
 	req.identity = presentity;
@@ -275,7 +276,10 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 		} else if (s.event == "presence.winfo") {
 			queue(s, winfo_full(s, s.presentity, now), kWinfo, subscription_state(s, now));
 		} else {
-			queue_presence(s, subscription_state(s, now), current_document(s.presentity));
+			// the rules as they are now (an admin may have changed them in SQL)
+			std::string doc;
+			if (!apply_rule(s, req.now_ms, doc))
+				queue_presence(s, subscription_state(s, now), current_document(s.presentity));
 		}
 		return reply(200, "OK", {"Expires: " + std::to_string(expires)});
 	}
@@ -407,7 +411,9 @@ void Engine::tick(long long now, long long now_ms)
 
 void Engine::notify_failed(const std::string &sid, int code, bool retry_after, long long now_ms)
 {
-	if (code < 300 || (code != 481 && retry_after)) return;
+	if (code < 300) return;
+	host_.stat(Stat::NotifiesFailed, 1);
+	if (code != 481 && retry_after) return;
 	Subscription s;
 	if (!store_.take(sid, false, s)) return;
 	IMPS_INFO("subscription %s of %s to %s removed: NOTIFY answered %d", sid.c_str(),
@@ -415,35 +421,50 @@ void Engine::notify_failed(const std::string &sid, int code, bool retry_after, l
 	with_lock(s.presentity, [&] { ended(s, "timeout", "timeout", false, now_ms); });
 }
 
+// The owner's rule for an existing presence subscription applied now: a changed status is
+// stored and notified to both sides (a block ends the subscription). True when it changed.
+bool Engine::apply_rule(const Subscription &s, long long now_ms, std::string &doc)
+{
+	long long now = now_ms / 1000;
+	bool own = lower(s.watcher) == lower(s.presentity);
+	Action a = own ? Action::Allow : host_.rule(s.presentity, s.watcher);
+	if (a == Action::Block) {
+		Subscription t;
+		if (!store_.take(s.sid, true, t)) return false;
+		ended(t, "rejected", "rejected", true, now_ms);
+		return true;
+	}
+	std::string status = a == Action::Allow ? "active" : a == Action::PoliteBlock ? "polite" : "pending";
+	if (status == s.status) return false;
+	bool changed = false;
+	for (const auto &n : store_.bump({s.sid}, status, now_ms)) {
+		if (status == "active" && doc.empty()) doc = current_document(s.presentity);
+		queue_presence(n, subscription_state(n, now), doc);
+		if (status == "active") winfo_changed(s.presentity, {{n, "active", "approved"}}, now_ms);
+		else if (status == "polite") winfo_changed(s.presentity, {{n, "terminated", "rejected"}}, now_ms);
+		else winfo_changed(s.presentity, {{n, "pending", "subscribe"}}, now_ms);
+		changed = true;
+	}
+	return changed;
+}
+
 int Engine::reauthorize(const std::string &presentity, const std::string &watcher, long long now_ms)
 {
+	if (presentity.find('@') == std::string::npos) {
+		// a domain's rule: every presentity of the domain with state here
+		int changed = 0;
+		for (const auto &p : store_.list(1000000))
+			if (lower(domain_of(p.presentity)) == lower(presentity))
+				changed += reauthorize(p.presentity, watcher, now_ms);
+		return changed;
+	}
 	int changed = 0;
-	long long now = now_ms / 1000;
 	with_lock(presentity, [&] {
 		std::string doc;
 		for (const auto &s : store_.subscriptions(presentity, "presence")) {
 			if (!watcher.empty() && lower(s.watcher) != lower(watcher) && lower(domain_of(s.watcher)) != lower(watcher))
 				continue;
-			bool own = lower(s.watcher) == lower(presentity);
-			Action a = own ? Action::Allow : host_.rule(presentity, s.watcher);
-			if (a == Action::Block) {
-				Subscription t;
-				if (store_.take(s.sid, true, t)) {
-					ended(t, "rejected", "rejected", true, now_ms);
-					++changed;
-				}
-				continue;
-			}
-			std::string status = a == Action::Allow ? "active" : a == Action::PoliteBlock ? "polite" : "pending";
-			if (status == s.status) continue;
-			for (const auto &n : store_.bump({s.sid}, status, now_ms)) {
-				if (status == "active" && doc.empty()) doc = current_document(presentity);
-				queue_presence(n, subscription_state(n, now), doc);
-				if (status == "active") winfo_changed(presentity, {{n, "active", "approved"}}, now_ms);
-				else if (status == "polite") winfo_changed(presentity, {{n, "terminated", "rejected"}}, now_ms);
-				else winfo_changed(presentity, {{n, "pending", "subscribe"}}, now_ms);
-				++changed;
-			}
+			if (apply_rule(s, now_ms, doc)) ++changed;
 		}
 	});
 	return changed;

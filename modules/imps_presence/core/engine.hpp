@@ -114,9 +114,10 @@ public:
 	int reauthorize(const std::string &presentity, const std::string &watcher, long long now_ms);
 	// Ends a subscription from the RPC (reason deactivated). False: unknown.
 	bool terminate(const std::string &sid, long long now_ms);
-	// Administrative publication; returns the response (ETag header in it).
+	// Administrative publication (initial, or with etag: refresh, modify, remove); returns the
+	// response (SIP-ETag header in it).
 	Response admin_publish(const std::string &presentity, const std::string &body, int expires,
-			long long now, long long now_ms);
+			const std::string &etag, long long now, long long now_ms);
 
 	PresentityView show(const std::string &presentity, long long now);
 	std::vector<Subscription> watchers(const std::string &presentity) { return store_.subscriptions(presentity, ""); }
@@ -151,6 +152,7 @@ private:
 			long long now_ms);
 	std::string winfo_full(const Subscription &winfo_sub, const std::string &pres, long long now);
 	void with_lock(const std::string &pres, const std::function<void()> &f);
+	bool apply_rule(const Subscription &s, long long now_ms, std::string &doc);
 	Response subscribe_checked(const SubscribeRequest &req);
 	Response publish_locked(const PublishRequest &req, bool admin);
 	void ended(const Subscription &s, const std::string &reason, const std::string &winfo_event,

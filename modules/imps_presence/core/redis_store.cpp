@@ -21,7 +21,19 @@
 namespace imps::presence {
 namespace {
 
-const std::string kPublish = R"lua(
+// A presentity with no publication and no watcher left: its composed document and generation
+// (meta) go after a day, unless it gets state again (PERSIST in publish and create).
+const std::string kIdle = R"lua(
+local function idle(p, pres)
+  if redis.call('HLEN', p .. ':pub:' .. pres) == 0 and redis.call('SCARD', p .. ':subs:' .. pres) == 0
+      and redis.call('SCARD', p .. ':wsubs:' .. pres) == 0 then
+    redis.call('EXPIRE', p .. ':meta:' .. pres, 86400)
+    redis.call('SREM', p .. ':pres', pres)
+  end
+end
+)lua";
+
+const std::string kPublish = kIdle + R"lua(
 local p, pres, op, im, ne = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, exp = tonumber(ARGV[9]), ARGV[8]
 local H, X = p .. ':pub:' .. pres, p .. ':pexp'
@@ -48,6 +60,8 @@ else
   end
 end
 local changed = 1
+-- a modify with the very body the publication has is a refresh (no new composition)
+if op == 'm' and rec[3] == ARGV[6] then op = 'r' end
 if op == 'r' then
   changed = 0
   redis.call('HSET', H, ne, exp .. '\t' .. rec[1] .. '\t' .. rec[2] .. '\t' .. rec[3])
@@ -57,6 +71,7 @@ end
 if op ~= 'x' then redis.call('ZADD', X, exp, pres .. '\n' .. ne) end
 redis.call('SADD', p .. ':pres', pres)
 local gen = redis.call('HINCRBY', p .. ':meta:' .. pres, 'gen', changed)
+if op == 'x' then idle(p, pres) else redis.call('PERSIST', p .. ':meta:' .. pres) end
 local out = {1, gen, changed}
 if changed == 1 then
   local all = redis.call('HGETALL', H)
@@ -80,7 +95,7 @@ end
 return out
 )lua";
 
-const std::string kExpirePublications = R"lua(
+const std::string kExpirePublications = kIdle + R"lua(
 local p, now = ARGV[1], tonumber(ARGV[2])
 local X = p .. ':pexp'
 local ids = redis.call('ZRANGEBYSCORE', X, '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
@@ -96,6 +111,7 @@ for _, m in ipairs(ids) do
       if tonumber(x) <= now then
         redis.call('HDEL', H, etag)
         redis.call('HINCRBY', p .. ':meta:' .. pres, 'gen', 1)
+        idle(p, pres)
         if not seen[pres] then seen[pres] = true; out[#out + 1] = pres end
       end
     end
@@ -171,11 +187,12 @@ end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('SADD', ARGV[4] .. ':pres', ARGV[3])
+redis.call('PERSIST', ARGV[4] .. ':meta:' .. ARGV[3])
 return {v, c}
 )lua";
 
 // sets a subscription belongs to, by its event package
-const std::string kSetOf = R"lua(
+const std::string kSetOf = kIdle + R"lua(
 local function setof(p, k)
   local ev, pres = redis.call('HGET', k, 'event'), redis.call('HGET', k, 'pres')
   if not pres then return nil end
@@ -196,8 +213,10 @@ if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'target', ARGV[6]) end
 if ARGV[3] == '1' then
   local all = redis.call('HGETALL', KEYS[1])
   local s = setof(ARGV[1], KEYS[1])
+  local pres = redis.call('HGET', KEYS[1], 'pres')
   if s then redis.call('SREM', s, ARGV[2]) end
   redis.call('DEL', KEYS[1])
+  if pres then idle(ARGV[1], pres) end
   redis.call('ZREM', KEYS[2], ARGV[2])
   redis.call('ZREM', ARGV[1] .. ':nq', ARGV[2])
   return {1, all}
@@ -220,8 +239,10 @@ for _, sid in ipairs(ids) do
     redis.call('HINCRBY', k, 'cseq', 1)
     local all = redis.call('HGETALL', k)
     local s = setof(p, k)
+    local pres = redis.call('HGET', k, 'pres')
     if s then redis.call('SREM', s, sid) end
     redis.call('DEL', k)
+    if pres then idle(p, pres) end
     out[#out + 1] = all
   end
 end
@@ -239,8 +260,10 @@ if ARGV[3] == '1' then
 end
 local all = redis.call('HGETALL', k)
 local s = setof(p, k)
+local pres = redis.call('HGET', k, 'pres')
 if s then redis.call('SREM', s, sid) end
 redis.call('DEL', k)
+if pres then idle(p, pres) end
 redis.call('ZREM', p .. ':sexp', sid)
 redis.call('ZREM', p .. ':nq', sid)
 return all
