@@ -268,6 +268,7 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 	s.expires_at = now + expires;
 
 	if (req.in_dialog) {
+		s.last_notify_ms = req.now_ms;
 		SubscribeOutcome o = store_.refresh(s, expires == 0);
 		if (o == SubscribeOutcome::NoSuchDialog) return reply(481, "Subscription Does Not Exist");
 		if (o == SubscribeOutcome::CseqOutOfOrder) return reply(500, "Server Internal Error (CSeq out of order)");

@@ -178,9 +178,12 @@ if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('SCARD', KEYS[2]) >= tonumb
   return {-1, 0}
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  -- a retransmission: the counters go on, the subscription keeps its age
+  local created = redis.call('HGET', KEYS[1], 'created')
   v = redis.call('HINCRBY', KEYS[1], 'version', 1)
   c = redis.call('HINCRBY', KEYS[1], 'cseq', 1)
   redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+  if created then redis.call('HSET', KEYS[1], 'created', created) end
 else
   redis.call('HSET', KEYS[1], 'version', 0, 'cseq', 1, unpack(ARGV, 6))
 end
@@ -201,14 +204,15 @@ local function setof(p, k)
 end
 )lua";
 
-// KEYS: sub, sexp. ARGV: p, sid, remove, rcseq, expires_at, target
+// KEYS: sub, sexp. ARGV: p, sid, remove, rcseq, expires_at, target, now_ms (the NOTIFY that
+// follows counts as the last one for min_notify_interval)
 const std::string kRefresh = kSetOf + R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local rc = tonumber(redis.call('HGET', KEYS[1], 'rcseq') or '0')
 if tonumber(ARGV[4]) < rc then return {-1} end
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HINCRBY', KEYS[1], 'cseq', 1)
-redis.call('HSET', KEYS[1], 'rcseq', ARGV[4])
+redis.call('HSET', KEYS[1], 'rcseq', ARGV[4], 'last', ARGV[7])
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'target', ARGV[6]) end
 if ARGV[3] == '1' then
   local all = redis.call('HGETALL', KEYS[1])
@@ -487,9 +491,10 @@ public:
 
 	SubscribeOutcome refresh(Subscription &s, bool remove) override
 	{
-		std::string rc = std::to_string(s.remote_cseq), exp = std::to_string(s.expires_at);
+		std::string rc = std::to_string(s.remote_cseq), exp = std::to_string(s.expires_at),
+				last = std::to_string(s.last_notify_ms);
 		Reply rep = r_.eval(kRefresh, {p_ + ":sub:" + s.sid, p_ + ":sexp"},
-				{p_, s.sid, remove ? "1" : "0", rc, exp, s.remote_target});
+				{p_, s.sid, remove ? "1" : "0", rc, exp, s.remote_target, last});
 		if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
 			throw RedisError("Redis: unexpected reply to a refresh");
 		long long code = reply_int(rep->element[0]);
