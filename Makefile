@@ -146,6 +146,7 @@ bench: $(DEPS_STAMP) all
 	$(PYTHON) tests/bench/bench_reginfo.py
 	$(PYTHON) tests/bench/bench_aaa.py
 	$(PYTHON) tests/bench/bench_aaa_down.py
+	$(PYTHON) tests/bench/bench_presence.py
 
 install: all
 	install -d $(DESTDIR)$(MODDIR) $(DESTDIR)$(CFGDIR) $(DESTDIR)$(DOCDIR)
