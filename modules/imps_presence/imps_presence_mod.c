@@ -679,6 +679,24 @@ static void local_contact_of(struct sip_msg *msg, char *buf, int size, imps_pstr
 	}
 }
 
+/* A transaction for the request (when the script has not made one): a retransmission is
+ * absorbed by tm (the answer sent again) instead of being processed a second time, which for
+ * a modifying PUBLISH would consume the new ETag. 1 go on; 0 retransmission; -1 error. */
+static int ensure_transaction(struct sip_msg *msg)
+{
+	struct cell *t = tmb.t_gett();
+	int r;
+	if(t != NULL && t != T_UNDEFINED)
+		return 1;
+	r = tmb.t_newtran(msg);
+	if(r < 0) {
+		LM_ERR("cannot create a transaction for the %.*s\n",
+				msg->first_line.u.request.method.len, msg->first_line.u.request.method.s);
+		return -1;
+	}
+	return r == 0 ? 0 : 1;
+}
+
 static int finish(struct sip_msg *msg, int rc, imps_presence_reply_t *rep, const char *what)
 {
 	int ret;
@@ -703,6 +721,8 @@ static int ki_handle_publish(struct sip_msg *msg)
 		LM_ERR("imps_presence_handle_publish() called for a request that is not PUBLISH\n");
 		return -1;
 	}
+	if((n = ensure_transaction(msg)) <= 0)
+		return n;
 	memset(&req, 0, sizeof(req));
 	if(parse_headers(msg, HDR_EOH_F, 0) < 0)
 		return reject(msg, 400, "Bad Request (malformed header)");
@@ -786,6 +806,8 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 		LM_ERR("imps_presence_handle_subscribe() called for a request that is not SUBSCRIBE\n");
 		return -1;
 	}
+	if((n = ensure_transaction(msg)) <= 0)
+		return n;
 	memset(&req, 0, sizeof(req));
 	if(parse_headers(msg, HDR_EOH_F, 0) < 0)
 		return reject(msg, 400, "Bad Request (malformed header)");

@@ -775,3 +775,23 @@ def test_notify_failures_are_counted(clean_net):
     assert stats(net)["notifies_failed"] == before["notifies_failed"] + 1
     # a 500 without Retry-After ends the subscription (RFC 6665 4.2.2)
     assert "id:" not in net.ps.rpc("imps_presence.watchers", f"alice@{DOMAIN}")
+
+
+def test_a_retransmitted_publish_is_answered_again_not_processed_again(clean_net, ps2):
+    """A PUBLISH retransmission (same branch) arriving at the presence server itself gets the
+    same answer from the transaction, and its ETag is not consumed a second time."""
+    net = clean_net
+    ua = net.ua("alice")
+    ua.proxy = ("127.0.0.1", 5081)
+    pub = Publisher(ua)
+    pub.password = None
+    assert pub.publish(pidf("alice", DOMAIN, "open", "t1"), etag=None).status == 200
+    raw = pub._build(pidf("alice", DOMAIN, "closed", "t1").encode(), 600, pub.etag, PIDF, "presence", [])
+    first = ua.request(raw)
+    assert first.status == 200, first.raw
+    again = ua.request(raw)  # the very same request: a retransmission
+    assert again.status == 200, again.raw
+    assert again.header("sip-etag") == first.header("sip-etag")
+    assert "publish_412: 0" in ps2.rpc("imps_presence.stats")
+    shown = ps_show(net, "alice")
+    assert shown.count("etag:") == 1 and first.header("sip-etag") in shown, shown
