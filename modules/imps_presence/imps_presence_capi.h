@@ -68,7 +68,14 @@ enum {
 	IMPS_PSTAT_412,
 	IMPS_PSTAT_REJECTED_BODIES
 };
-enum { IMPS_ACTION_ALLOW = 0, IMPS_ACTION_BLOCK, IMPS_ACTION_POLITE_BLOCK, IMPS_ACTION_CONFIRM };
+/* IMPS_ACTION_UNKNOWN: the rules could not be read (database down) */
+enum {
+	IMPS_ACTION_UNKNOWN = -1,
+	IMPS_ACTION_ALLOW = 0,
+	IMPS_ACTION_BLOCK,
+	IMPS_ACTION_POLITE_BLOCK,
+	IMPS_ACTION_CONFIRM
+};
 
 /* services of Kamailio the core uses */
 typedef struct imps_presence_host {

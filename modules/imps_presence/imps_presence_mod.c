@@ -520,12 +520,12 @@ static int rule_cb(imps_pstr_t presentity, imps_pstr_t watcher)
 	pd.s = at ? at + 1 : p.s;
 	pd.len = at ? p.s + p.len - pd.s : p.len;
 	if(rule_lookup(&p, &w, &wd, &best, &rank) < 0)
-		return IMPS_ACTION_CONFIRM; /* database trouble: nobody sees more than pending */
+		return IMPS_ACTION_UNKNOWN; /* database trouble: the core decides what is safe */
 	if(best >= 0)
 		return best;
 	rank = 0;
 	if(rule_lookup(&pd, &w, &wd, &best, &rank) < 0)
-		return IMPS_ACTION_CONFIRM;
+		return IMPS_ACTION_UNKNOWN;
 	return best >= 0 ? best : default_action_code;
 }
 

@@ -60,7 +60,8 @@ struct HostAdapter final : Host {
 		case IMPS_ACTION_ALLOW: return Action::Allow;
 		case IMPS_ACTION_BLOCK: return Action::Block;
 		case IMPS_ACTION_POLITE_BLOCK: return Action::PoliteBlock;
-		default: return Action::Confirm;
+		case IMPS_ACTION_CONFIRM: return Action::Confirm;
+		default: return Action::Unknown;
 		}
 	}
 

@@ -47,6 +47,7 @@ const char *action_name(Action a)
 	case Action::Block: return "block";
 	case Action::PoliteBlock: return "polite-block";
 	case Action::Confirm: return "confirm";
+	case Action::Unknown: return "unknown";
 	}
 	return "confirm";
 }
@@ -213,7 +214,7 @@ Response Engine::publish_locked(const PublishRequest &req, bool admin)
 	if (r.outcome < 0)
 		return reply(403, "Forbidden (too many publications for this presentity)");
 	host_.stat(Stat::Publications, 1);
-	if (r.changed) recompose(req.presentity, std::move(r.live), r.gen, req.now_ms);
+	if (r.changed && r.watched) recompose(req.presentity, std::move(r.live), r.gen, req.now_ms);
 	if (op == PubOp::Remove) return reply(200, "OK", {"Expires: 0"});
 	return reply(200, "OK", {"SIP-ETag: " + etag, "Expires: " + std::to_string(expires)});
 }
@@ -429,6 +430,7 @@ bool Engine::apply_rule(const Subscription &s, long long now_ms, std::string &do
 	long long now = now_ms / 1000;
 	bool own = lower(s.watcher) == lower(s.presentity);
 	Action a = own ? Action::Allow : host_.rule(s.presentity, s.watcher);
+	if (a == Action::Unknown) return false;  // rules unreadable: keep what the watcher has
 	if (a == Action::Block) {
 		Subscription t;
 		if (!store_.take(s.sid, true, t)) return false;

@@ -11,7 +11,9 @@
 
 namespace imps::presence {
 
-enum class Action { Allow, Block, PoliteBlock, Confirm };
+// Unknown: the rules could not be read; a new watcher then waits (pending), an existing one
+// keeps the status it has.
+enum class Action { Allow, Block, PoliteBlock, Confirm, Unknown };
 const char *action_name(Action a);
 bool parse_action(const std::string &s, Action &out);
 

@@ -72,7 +72,15 @@ if op ~= 'x' then redis.call('ZADD', X, exp, pres .. '\n' .. ne) end
 redis.call('SADD', p .. ':pres', pres)
 local gen = redis.call('HINCRBY', p .. ':meta:' .. pres, 'gen', changed)
 if op == 'x' then idle(p, pres) else redis.call('PERSIST', p .. ':meta:' .. pres) end
-local out = {1, gen, changed}
+local watched = 1
+if changed == 1 and redis.call('SCARD', p .. ':subs:' .. pres) == 0 then
+  -- nobody to notify: no composition now; the document is composed when a watcher comes
+  -- (docgen moves on, so an older composition still in flight cannot be stored)
+  watched = 0
+  redis.call('HSET', p .. ':meta:' .. pres, 'docgen', gen)
+  redis.call('HDEL', p .. ':meta:' .. pres, 'doc', 'hash')
+end
+local out = {1, gen, changed, watched}
 if changed == 1 then
   local all = redis.call('HGETALL', H)
   for i = 1, #all, 2 do
@@ -413,10 +421,11 @@ public:
 		PublishResult res;
 		res.outcome = static_cast<int>(reply_int(rep->element[0]));
 		if (res.outcome != 1) return res;
-		if (rep->elements < 3) throw RedisError("Redis: unexpected reply to PUBLISH");
+		if (rep->elements < 4) throw RedisError("Redis: unexpected reply to PUBLISH");
 		res.gen = static_cast<unsigned long long>(reply_int(rep->element[1]));
 		res.changed = reply_int(rep->element[2]) == 1;
-		res.live = parse_pubs(rep.get(), 3);
+		res.watched = reply_int(rep->element[3]) == 1;
+		res.live = parse_pubs(rep.get(), 4);
 		return res;
 	}
 

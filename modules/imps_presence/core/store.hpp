@@ -25,7 +25,9 @@ enum class PubOp { Initial, Refresh, Modify, Remove };
 
 struct PublishResult {
 	int outcome = 0;             // 1 done, 0 the If-Match ETag is unknown or expired, -1 too many
-	bool changed = false;        // the set of bodies changed: compose and notify
+	bool changed = false;        // the set of bodies changed
+	bool watched = true;         // a presence watcher exists: compose and notify (without one
+	                             // the stored document was dropped; it is composed on demand)
 	unsigned long long gen = 0;  // generation of the presentity's publications after the change
 	std::vector<Publication> live;  // every live publication, when changed
 };

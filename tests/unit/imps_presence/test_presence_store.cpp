@@ -797,3 +797,32 @@ TEST_F(PresenceStore, PrefixesIsolateStores)
 	EXPECT_EQ(other->count_publications(), 0);
 	EXPECT_EQ(other->publish(kAlice, PubOp::Modify, "e1", "e2", "b", kSrc, kNow + 60, kNow, 16).outcome, 0);
 }
+
+// Without a presence watcher nothing is composed: the stored document is dropped and its
+// generation moves on, so a composition of an older generation still in flight is refused.
+TEST_F(PresenceStore, UnwatchedChangeDropsTheDocumentAndMovesItsGeneration)
+{
+	created("w1");
+	PublishResult r = initial("e1", "body-1");
+	EXPECT_TRUE(r.watched);
+	ASSERT_TRUE(store_->set_document(kAlice, r.gen, "doc-1", "h1", kMs, 0).stored);
+	EXPECT_EQ(store_->document(kAlice), "doc-1");
+	Subscription gone;
+	ASSERT_TRUE(store_->take("w1", false, gone));
+
+	r = initial("e2", "body-2");
+	EXPECT_EQ(r.outcome, 1);
+	EXPECT_TRUE(r.changed);
+	EXPECT_FALSE(r.watched);
+	EXPECT_EQ(r.live.size(), 2u);
+	EXPECT_EQ(store_->document(kAlice), "") << "no stale document left for the next watcher";
+	// a composition of the first generation, late: refused
+	EXPECT_FALSE(store_->set_document(kAlice, r.gen - 1, "doc-late", "h-late", kMs, 0).stored);
+	EXPECT_EQ(store_->document(kAlice), "");
+	// the next watched change stores its document again
+	created("w2");
+	r = initial("e3", "body-3");
+	EXPECT_TRUE(r.watched);
+	EXPECT_TRUE(store_->set_document(kAlice, r.gen, "doc-3", "h3", kMs, 0).stored);
+	EXPECT_EQ(store_->document(kAlice), "doc-3");
+}
