@@ -158,6 +158,17 @@ int imps_presence_tick(long long now, long long now_ms) IMPS_NOEXCEPT;
 void imps_presence_notify_failed(imps_pstr_t sid, int code, int retry_after) IMPS_NOEXCEPT;
 /* watchers whose state changed, -1 on failure */
 int imps_presence_reauthorize(imps_pstr_t presentity, imps_pstr_t watcher) IMPS_NOEXCEPT;
+/* The whole rules table as read now (one call per poll): the core compares it with the
+ * previous snapshot of this process and applies the rules of every presentity (or domain)
+ * whose rows changed to its existing watchers. The first snapshot only records. Returns the
+ * number of watchers whose state changed, -1 on failure. */
+typedef struct imps_presence_rule_row {
+	imps_pstr_t presentity;
+	imps_pstr_t watcher;
+	imps_pstr_t action;
+} imps_presence_rule_row_t;
+int imps_presence_rules_snapshot(const imps_presence_rule_row_t *rows, size_t n) IMPS_NOEXCEPT;
+
 /* 1 ended, 0 unknown, -1 failure */
 int imps_presence_terminate(imps_pstr_t sid) IMPS_NOEXCEPT;
 /* etag empty: a new publication; else a refresh (body empty), modify, or remove (expires 0) */

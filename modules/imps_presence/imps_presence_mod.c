@@ -83,6 +83,7 @@ static str rules_table = str_init("imps_presence_rules");
 static char *default_action = "confirm";
 static int lock_set_size = 8; /* 2^n locks */
 static int account_subscriptions = 0;
+static int rules_poll_interval = 2; /* s; 0: off */
 static imps_aaa_api_t aaa_api;
 
 static int default_action_code = IMPS_ACTION_CONFIRM;
@@ -171,6 +172,7 @@ static param_export_t params[] = {
 	{"default_action", PARAM_STRING, &default_action},
 	{"lock_set_size", PARAM_INT, &lock_set_size},
 	{"account_subscriptions", PARAM_INT, &account_subscriptions},
+	{"rules_poll_interval", PARAM_INT, &rules_poll_interval},
 	{0, 0, 0}
 };
 
@@ -1219,13 +1221,66 @@ static int open_core(void)
 	return imps_presence_open(&cfg, &host);
 }
 
+/* Reads the whole rules table and hands it to the core, which applies changed rules to the
+ * existing watchers at once (rules edited with SQL, not through imps_presence.authorize). */
+#define MAX_POLLED_RULES 100000
+static void poll_rules(void)
+{
+	db_key_t cols[3] = {&col_presentity, &col_watcher, &col_action};
+	db1_res_t *res = NULL;
+	imps_presence_rule_row_t *rows;
+	int i, n = 0;
+	str v[3];
+
+	if(dbh == NULL && (dbh = dbf.init(&db_url)) == NULL) {
+		LM_ERR("rules poll: cannot connect to %.*s\n", db_url.len, db_url.s);
+		return;
+	}
+	if(dbf.use_table(dbh, &rules_table) < 0
+			|| dbf.query(dbh, 0, 0, 0, cols, 0, 3, 0, &res) < 0 || res == NULL) {
+		LM_ERR("rules poll: query of %.*s failed\n", rules_table.len, rules_table.s);
+		return;
+	}
+	if(RES_ROW_N(res) > MAX_POLLED_RULES) {
+		LM_WARN("rules poll: more than %d rules: changes in SQL apply at the next refresh only\n",
+				MAX_POLLED_RULES);
+		dbf.free_result(dbh, res);
+		return;
+	}
+	rows = (imps_presence_rule_row_t *)pkg_malloc(
+			sizeof(imps_presence_rule_row_t) * (RES_ROW_N(res) + 1));
+	if(rows == NULL) {
+		PKG_MEM_ERROR;
+		dbf.free_result(dbh, res);
+		return;
+	}
+	for(i = 0; i < RES_ROW_N(res); i++) {
+		db_val_t *rv = ROW_VALUES(&RES_ROWS(res)[i]);
+		if(db_value_str(&rv[0], &v[0]) < 0 || db_value_str(&rv[1], &v[1]) < 0
+				|| db_value_str(&rv[2], &v[2]) < 0)
+			continue;
+		rows[n].presentity = IS(v[0]);
+		rows[n].watcher = IS(v[1]);
+		rows[n].action = IS(v[2]);
+		n++;
+	}
+	imps_presence_rules_snapshot(rows, (size_t)n);
+	pkg_free(rows);
+	dbf.free_result(dbh, res);
+}
+
 static void presence_timer(unsigned int ticks, void *param)
 {
+	static long long next_poll = 0;
 	long long ms;
 	if(!imps_presence_is_open() && open_core() < 0)
 		return;
 	ms = now_ms();
 	imps_presence_tick(ms / 1000, ms);
+	if(rules_poll_interval > 0 && ms >= next_poll) {
+		next_poll = ms + (long long)rules_poll_interval * 1000;
+		poll_rules();
+	}
 }
 
 static int mod_init(void)
@@ -1238,6 +1293,10 @@ static int mod_init(void)
 			|| pub_max_expires < pub_min_expires || pub_default_expires < pub_min_expires
 			|| pub_default_expires > pub_max_expires) {
 		LM_ERR("expires parameters must satisfy 0 <= min <= default <= max\n");
+		return -1;
+	}
+	if(rules_poll_interval < 0) {
+		LM_ERR("rules_poll_interval must be 0 (off) or a number of seconds\n");
 		return -1;
 	}
 	if(max_body_size < 256 || max_publications < 1 || max_watchers < 1 || min_notify_interval < 0

@@ -15,7 +15,7 @@ import sipua  # noqa: E402
 # Short timers so that expiry can be tested in seconds (kamailio -A overrides of hsp.cfg).
 HSP_DEFINES = {"REG_MIN_EXPIRES": 1, "UL_TIMER_INTERVAL": 1, "REGINFO_MIN_EXPIRES": 2}
 PS_DEFINES = {"PS_MIN_EXPIRES": 2, "PS_PUB_MIN_EXPIRES": 2, "PS_NOTIFY_INTERVAL": 0,
-              "PS_MAX_BODY": 8192}
+              "PS_MAX_BODY": 8192, "PS_RULES_POLL": 0}
 USERS = ("alice", "bob", "carol")
 
 

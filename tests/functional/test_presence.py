@@ -650,6 +650,7 @@ def test_subscriptions_are_accounted(clean_net):
 
 
 def test_rules_changed_in_sql_apply_with_reauthorize(clean_net):
+    # (the session's presence server runs without the rules poll: PS_RULES_POLL=0)
     net = clean_net
     bob = net.ua("bob")
     sub = presence_sub(bob, "alice")
@@ -666,6 +667,29 @@ def test_rules_changed_in_sql_apply_with_reauthorize(clean_net):
     assert "changed: 1" in out, out
     n = bob.wait_request()
     assert state(n).startswith("pending") and not n.body
+
+
+def test_rules_changed_in_sql_reach_existing_watchers_by_the_poll(clean_net, ps2):
+    """ps2 polls the rules table every second (rules_poll_interval): a row added, changed or
+    removed with SQL is applied to the presentity's existing watchers without any RPC."""
+    net = clean_net
+    time.sleep(1.5)  # ps2's first poll has recorded the table as it is
+    bob = net.ua("bob")
+    sub = presence_sub(bob, "alice")
+    assert sub.subscribe(600).status == 200
+    assert state(bob.wait_request()).startswith("active")
+    imps_net.presence_rules([("a.example", "a.example", "allow"),
+                             ("alice@a.example", "bob@a.example", "block")])
+    n = bob.wait_request(timeout=4)
+    assert state(n) == "terminated;reason=rejected", n.raw
+    # a domain row changed: every presentity of the domain is re-checked
+    carol = net.ua("carol")
+    cs = presence_sub(carol, "bob")
+    assert cs.subscribe(600).status == 200
+    assert state(carol.wait_request()).startswith("active")
+    imps_net.presence_rules([("a.example", "a.example", "confirm")])
+    n = carol.wait_request(timeout=4)
+    assert state(n).startswith("pending"), n.raw
 
 
 def variant_cfg(net, name, port, edits):

@@ -5,11 +5,13 @@
 #include "engine.hpp"
 #include "imps/log.hpp"
 #include "imps/redis.hpp"
+#include "imps/sip_text.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -85,6 +87,9 @@ struct HostAdapter final : Host {
 
 struct Process {
 	HostAdapter host;
+	// rules table as last polled: presentity (or domain) -> its rows, sorted
+	std::map<std::string, std::vector<std::string>> rules;
+	bool rules_seen = false;
 	std::unique_ptr<imps::Redis> redis;
 	std::unique_ptr<Store> store;
 	std::unique_ptr<Engine> engine;
@@ -294,6 +299,34 @@ void imps_presence_notify_failed(imps_pstr_t sid, int code, int retry_after) noe
 int imps_presence_reauthorize(imps_pstr_t presentity, imps_pstr_t watcher) noexcept
 {
 	return guarded("rule change", -1, [=] { return g_proc->engine->reauthorize(S(presentity), S(watcher), now_ms()); });
+}
+
+int imps_presence_rules_snapshot(const imps_presence_rule_row_t *rows, size_t n) noexcept
+{
+	return guarded("rules poll", -1, [=] {
+		std::map<std::string, std::vector<std::string>> now;
+		for (size_t i = 0; i < n; ++i)
+			now[imps::lower(S(rows[i].presentity))].push_back(
+					imps::lower(S(rows[i].watcher)) + '\n' + imps::lower(S(rows[i].action)));
+		for (auto &e : now) std::sort(e.second.begin(), e.second.end());
+		std::vector<std::string> changed;
+		if (g_proc->rules_seen) {
+			for (const auto &e : now) {
+				auto it = g_proc->rules.find(e.first);
+				if (it == g_proc->rules.end() || it->second != e.second) changed.push_back(e.first);
+			}
+			for (const auto &e : g_proc->rules)
+				if (!now.count(e.first)) changed.push_back(e.first);
+		}
+		g_proc->rules.swap(now);
+		g_proc->rules_seen = true;
+		int total = 0;
+		for (const auto &p : changed) {
+			IMPS_INFO("rules of %s changed: applying them to its watchers", p.c_str());
+			total += g_proc->engine->reauthorize(p, "", now_ms());
+		}
+		return total;
+	});
 }
 
 int imps_presence_terminate(imps_pstr_t sid) noexcept
