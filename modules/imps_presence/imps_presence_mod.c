@@ -563,6 +563,55 @@ static void account_cb(imps_pstr_t watcher, imps_pstr_t sid, int start)
 
 /* ---- NOTIFY through tm ------------------------------------------------------------------- */
 
+/* NOTIFYs answered >= 300 (or timed out, in tm's timer process): queued here and handled by
+ * the presence timer process, so that tm's callback never waits for Redis or a lock. */
+struct failed_notify
+{
+	struct failed_notify *next;
+	int code;
+	int retry_after;
+	str sid;
+};
+static gen_lock_t *failed_lock = NULL;
+static struct failed_notify **failed_head = NULL;
+
+static void queue_failed_notify(str *sid, int code, int retry_after)
+{
+	struct failed_notify *f;
+	if(failed_lock == NULL)
+		return;
+	f = (struct failed_notify *)shm_malloc(sizeof(*f) + sid->len);
+	if(f == NULL) {
+		SHM_MEM_ERROR;
+		return;
+	}
+	f->code = code;
+	f->retry_after = retry_after;
+	f->sid.s = (char *)(f + 1);
+	f->sid.len = sid->len;
+	memcpy(f->sid.s, sid->s, sid->len);
+	lock_get(failed_lock);
+	f->next = *failed_head;
+	*failed_head = f;
+	lock_release(failed_lock);
+}
+
+static void handle_failed_notifies(void)
+{
+	struct failed_notify *f, *next;
+	if(failed_lock == NULL)
+		return;
+	lock_get(failed_lock);
+	f = *failed_head;
+	*failed_head = NULL;
+	lock_release(failed_lock);
+	for(; f; f = next) {
+		next = f->next;
+		imps_presence_notify_failed(IS(f->sid), f->code, f->retry_after);
+		shm_free(f);
+	}
+}
+
 static void notify_reply_cb(struct cell *t, int type, struct tmcb_params *ps)
 {
 	str *sid;
@@ -580,7 +629,7 @@ static void notify_reply_cb(struct cell *t, int type, struct tmcb_params *ps)
 		}
 		LM_INFO("presence NOTIFY of subscription %.*s answered %d%s\n", sid->len, sid->s,
 				ps->code, retry_after ? " with Retry-After" : "");
-		imps_presence_notify_failed(IS(*sid), ps->code, retry_after);
+		queue_failed_notify(sid, ps->code, retry_after);
 	}
 	shm_free(sid);
 	*ps->param = NULL;
@@ -694,6 +743,7 @@ static int ensure_transaction(struct sip_msg *msg)
 	if(r < 0) {
 		LM_ERR("cannot create a transaction for the %.*s\n",
 				msg->first_line.u.request.method.len, msg->first_line.u.request.method.s);
+		reject(msg, 500, "Server Internal Error (no transaction)");
 		return -1;
 	}
 	return r == 0 ? 0 : 1;
@@ -744,13 +794,19 @@ static int ki_handle_publish(struct sip_msg *msg)
 		if(h->type == HDR_SIPIFMATCH_T) {
 			etag = h->body;
 			trim(&etag);
+			if(etag.len <= 0)
+				return reject(msg, 400, "Bad Request (empty SIP-If-Match)");
 			req.if_match = IS(etag);
 		}
 	}
 	body.s = get_body(msg);
 	body.len = body.s ? msg->len - (int)(body.s - msg->buf) : 0;
-	if(msg->content_length)
+	if(msg->content_length) {
+		/* never read past what arrived, whatever the script checked before */
+		if(get_content_length(msg) > body.len)
+			return reject(msg, 400, "Bad Request (Content-Length larger than the body)");
 		body.len = get_content_length(msg);
+	}
 	if(body.len > 0) {
 		req.has_body = 1;
 		req.body = IS(body);
@@ -1275,6 +1331,7 @@ static void presence_timer(unsigned int ticks, void *param)
 	long long ms;
 	if(!imps_presence_is_open() && open_core() < 0)
 		return;
+	handle_failed_notifies();
 	ms = now_ms();
 	imps_presence_tick(ms / 1000, ms);
 	if(rules_poll_interval > 0 && ms >= next_poll) {
@@ -1354,6 +1411,13 @@ static int mod_init(void)
 		LM_ERR("lock_set_size must be 1..14\n");
 		return -1;
 	}
+	failed_lock = lock_alloc();
+	failed_head = (struct failed_notify **)shm_malloc(sizeof(*failed_head));
+	if(failed_lock == NULL || failed_head == NULL || lock_init(failed_lock) == NULL) {
+		LM_ERR("cannot create the queue of failed NOTIFYs\n");
+		return -1;
+	}
+	*failed_head = NULL;
 	nlocks = 1 << lock_set_size;
 	locks = lock_set_alloc(nlocks);
 	if(locks == NULL || lock_set_init(locks) == NULL) {

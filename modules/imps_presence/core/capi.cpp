@@ -306,7 +306,7 @@ int imps_presence_rules_snapshot(const imps_presence_rule_row_t *rows, size_t n)
 	return guarded("rules poll", -1, [=] {
 		std::map<std::string, std::vector<std::string>> now;
 		for (size_t i = 0; i < n; ++i)
-			now[imps::lower(S(rows[i].presentity))].push_back(
+			now[S(rows[i].presentity)].push_back(
 					imps::lower(S(rows[i].watcher)) + '\n' + imps::lower(S(rows[i].action)));
 		for (auto &e : now) std::sort(e.second.begin(), e.second.end());
 		std::vector<std::string> changed;

@@ -351,7 +351,8 @@ WatcherEntry entry_of(const Subscription &s, const std::string &status, const st
 {
 	WatcherEntry e;
 	e.id = s.sid;
-	e.uri = s.watcher_uri.empty() ? "sip:" + s.watcher : s.watcher_uri;
+	// the identity the watcher was authenticated as (asserted), not its From URI
+	e.uri = s.watcher.empty() ? s.watcher_uri : "sip:" + s.watcher;
 	e.display_name = s.display_name;
 	e.status = status;
 	e.event = event;
@@ -404,9 +405,11 @@ void Engine::tick(long long now, long long now_ms)
 		const char *why = s.status == "pending" ? "giveup" : "timeout";
 		with_lock(s.presentity, [&] { ended(s, why, why, true, now_ms); });
 	}
-	for (const auto &s : store_.claim_due(now_ms, 1000)) {
-		with_lock(s.presentity, [&] {
-			queue_presence(s, subscription_state(s, now), current_document(s.presentity));
+	for (const auto &due : store_.claim_due(now_ms, 1000)) {
+		with_lock(due.presentity, [&] {
+			for (const auto &s : store_.bump({due.sid}, "", now_ms))
+				if (s.status == "active")
+					queue_presence(s, subscription_state(s, now), current_document(s.presentity));
 		});
 	}
 }

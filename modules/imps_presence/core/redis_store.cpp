@@ -162,6 +162,9 @@ end
 return out
 )lua";
 
+// Takes the due entries off the queue and returns the active ones as stored: their NOTIFY's
+// CSeq is handed out later, under the presentity's lock (bump), so that no NOTIFY of the same
+// dialog can be numbered after it and sent before it.
 const std::string kClaimDue = R"lua(
 local p = ARGV[1]
 local ids = redis.call('ZRANGEBYSCORE', p .. ':nq', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -170,9 +173,6 @@ for _, sid in ipairs(ids) do
   redis.call('ZREM', p .. ':nq', sid)
   local k = p .. ':sub:' .. sid
   if redis.call('HGET', k, 'status') == 'active' then
-    redis.call('HINCRBY', k, 'version', 1)
-    redis.call('HINCRBY', k, 'cseq', 1)
-    redis.call('HSET', k, 'last', ARGV[2])
     out[#out + 1] = redis.call('HGETALL', k)
   end
 end

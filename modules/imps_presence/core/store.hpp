@@ -83,7 +83,8 @@ public:
 			long long interval_ms) = 0;
 	virtual std::string document(const std::string &pres) = 0;
 
-	// Watchers whose queued NOTIFY is due (CSeq handed out).
+	// Active watchers whose queued NOTIFY is due, taken off the queue, as stored: the caller
+	// hands out the NOTIFY's CSeq with bump() under the presentity's lock.
 	virtual std::vector<Subscription> claim_due(long long now_ms, int limit) = 0;
 
 	// A new subscription (CSeq 1, version 0); a retransmitted initial SUBSCRIBE keeps counting.
