@@ -47,6 +47,7 @@
 #include "imps_aaa/imps_aaa_api.h"
 
 #include "common/shim/imps_log.h"
+#include "common/shim/imps_sip.h"
 #include "imps_presence/imps_presence_capi.h"
 
 MODULE_VERSION
@@ -290,21 +291,6 @@ static void unlock_cb(imps_pstr_t p)
 		lock_set_release(locks, core_hash(&s, 0, nlocks));
 }
 
-/* "user@host" of a SIP URI, host in lower case */
-static int identity_of(struct sip_uri *u, char *buf, int size)
-{
-	int i, n;
-	if(u->user.len > 0)
-		n = snprintf(buf, size, "%.*s@%.*s", u->user.len, u->user.s, u->host.len, u->host.s);
-	else
-		n = snprintf(buf, size, "%.*s", u->host.len, u->host.s);
-	if(n < 0 || n >= size)
-		return -1;
-	for(i = n - u->host.len; i < n; i++)
-		buf[i] = tolower((unsigned char)buf[i]);
-	return n;
-}
-
 static int parse_trusted(void)
 {
 	char buf[1024], *tok, *save = NULL, *colon;
@@ -362,49 +348,23 @@ static int sender_identity(struct sip_msg *msg, char *buf, int size)
 		to_body_t *pai = ((p_id_body_t *)msg->pai->parsed)->id;
 		if(parse_uri(pai->uri.s, pai->uri.len, &u) < 0)
 			return -2;
-		return identity_of(&u, buf, size);
+		return imps_identity_of(&u, buf, size);
 	}
 	if(parse_from_header(msg) < 0 || (from = get_from(msg)) == NULL
 			|| parse_uri(from->uri.s, from->uri.len, &u) < 0)
 		return -3;
-	return identity_of(&u, buf, size);
+	return imps_identity_of(&u, buf, size);
 }
 
 static int reply(struct sip_msg *msg, int code, const char *reason, const char *hdrs)
 {
-	str r;
-	if(hdrs && *hdrs) {
-		if(add_lump_rpl(msg, (char *)hdrs, strlen(hdrs), LUMP_RPL_HDR) == 0)
-			LM_ERR("cannot add reply headers\n");
-	}
-	r.s = (char *)reason;
-	r.len = strlen(reason);
-	if(slb.freply(msg, code, &r) < 0) { /* sl send_reply: t_reply when a transaction exists */
-		LM_ERR("cannot send %d reply\n", code);
-		return -1;
-	}
-	return 1;
+	return imps_sl_reply(&slb, msg, code, reason, hdrs);
 }
 
 static int reject(struct sip_msg *msg, int code, const char *reason)
 {
 	return reply(msg, code, reason, NULL) < 0 ? -1 : -2;
 }
-
-static struct socket_info *socket_from_str(str *s)
-{
-	char buf[256];
-	str host;
-	int port = 0, proto = 0;
-	if(s->len <= 0 || s->len >= (int)sizeof(buf))
-		return NULL;
-	memcpy(buf, s->s, s->len);
-	buf[s->len] = '\0';
-	if(parse_phostport(buf, &host.s, &host.len, &port, &proto) < 0)
-		return NULL;
-	return grep_sock_info(&host, (unsigned short)port, (unsigned short)proto);
-}
-
 /* ---- rules (DB API) ---------------------------------------------------------------------- */
 
 static int action_code(str *a)
@@ -662,7 +622,7 @@ static int send_notify(const imps_presence_notify_t *n)
 		}
 	}
 	rs = SI(n->socket);
-	td.send_sock = socket_from_str(&rs);
+	td.send_sock = imps_socket_from_str(&rs);
 
 	hlen = snprintf(hbuf, sizeof(hbuf),
 			"Event: %.*s%s%.*s\r\nSubscription-State: %.*s\r\nContact: <%.*s>\r\n%s%.*s%s",
@@ -706,29 +666,6 @@ static int send_notify(const imps_presence_notify_t *n)
 }
 
 /* ---- PUBLISH / SUBSCRIBE ----------------------------------------------------------------- */
-
-static void local_contact_of(struct sip_msg *msg, char *buf, int size, imps_pstr_t *out)
-{
-	struct socket_info *si = msg->rcv.bind_address;
-	int n;
-	out->s = NULL;
-	out->len = 0;
-	if(si == NULL)
-		return;
-	if(contact_uri && *contact_uri) {
-		n = snprintf(buf, size, "%s", contact_uri);
-	} else {
-		str *addr = si->useinfo.name.len ? &si->useinfo.name : &si->address_str;
-		str *port = si->useinfo.port_no_str.len ? &si->useinfo.port_no_str : &si->port_no_str;
-		int v6 = si->address.af == AF_INET6 && addr->len > 0 && addr->s[0] != '[';
-		n = snprintf(buf, size, "sip:%s%.*s%s:%.*s;transport=%s", v6 ? "[" : "", addr->len,
-				addr->s, v6 ? "]" : "", port->len, port->s, get_proto_name(si->proto));
-	}
-	if(n > 0 && n < size) {
-		out->s = buf;
-		out->len = n;
-	}
-}
 
 /* A transaction for the request (when the script has not made one): a retransmission is
  * absorbed by tm (the answer sent again) instead of being processed a second time, which for
@@ -778,18 +715,10 @@ static int ki_handle_publish(struct sip_msg *msg)
 	memset(&req, 0, sizeof(req));
 	if(parse_headers(msg, HDR_EOH_F, 0) < 0)
 		return reject(msg, 400, "Bad Request (malformed header)");
-	if(msg->event && msg->event->body.len > 0) {
-		req.has_event = 1;
-		ev = msg->event->body;
-		trim(&ev);
+	if((req.has_event = imps_event_of(msg, &ev)))
 		req.event = IS(ev);
-	}
-	req.expires = -1;
-	if(msg->expires) {
-		if(parse_expires(msg->expires) < 0 || !((exp_body_t *)msg->expires->parsed)->valid)
-			return reject(msg, 400, "Bad Request (malformed Expires)");
-		req.expires = ((exp_body_t *)msg->expires->parsed)->val;
-	}
+	if(imps_expires_of(msg, &req.expires) < 0)
+		return reject(msg, 400, "Bad Request (malformed Expires)");
 	for(h = msg->headers; h; h = h->next) {
 		if(h->type == HDR_SIPIFMATCH_T) {
 			etag = h->body;
@@ -822,7 +751,7 @@ static int ki_handle_publish(struct sip_msg *msg)
 	}
 	if(parse_sip_msg_uri(msg) < 0)
 		return reject(msg, 400, "Bad Request (malformed Request-URI)");
-	if((n = identity_of(&msg->parsed_uri, pres, sizeof(pres))) < 0
+	if((n = imps_identity_of(&msg->parsed_uri, pres, sizeof(pres))) < 0
 			|| msg->parsed_uri.user.len <= 0)
 		return reject(msg, 400, "Bad Request (Request-URI has no presentity)");
 	req.presentity.s = pres;
@@ -852,7 +781,6 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	imps_presence_reply_t rep;
 	struct to_body *to, *from;
 	struct sip_uri to_uri;
-	struct hdr_field *h;
 	contact_body_t *cb;
 	char pres[256], watcher[256], accept[512], lcontact[256];
 	str totag = {0, 0}, rr = {0, 0}, callid, ev, dn;
@@ -869,30 +797,14 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	memset(&req, 0, sizeof(req));
 	if(parse_headers(msg, HDR_EOH_F, 0) < 0)
 		return reject(msg, 400, "Bad Request (malformed header)");
-	if(msg->event && msg->event->body.len > 0) {
-		req.has_event = 1;
-		ev = msg->event->body;
-		trim(&ev);
+	if((req.has_event = imps_event_of(msg, &ev)))
 		req.event = IS(ev);
-	}
-	for(h = msg->headers; h; h = h->next) {
-		if(h->type != HDR_ACCEPT_T)
-			continue;
-		req.has_accept = 1;
-		n = snprintf(accept + alen, sizeof(accept) - alen, "%s%.*s", alen ? "," : "",
-				h->body.len, h->body.s);
-		if(n < 0 || n >= (int)sizeof(accept) - alen)
-			return reject(msg, 400, "Bad Request (Accept too long)");
-		alen += n;
-	}
+	if((alen = imps_accept_of(msg, accept, sizeof(accept), &req.has_accept)) < 0)
+		return reject(msg, 400, "Bad Request (Accept too long)");
 	req.accept.s = accept;
 	req.accept.len = alen;
-	req.expires = -1;
-	if(msg->expires) {
-		if(parse_expires(msg->expires) < 0 || !((exp_body_t *)msg->expires->parsed)->valid)
-			return reject(msg, 400, "Bad Request (malformed Expires)");
-		req.expires = ((exp_body_t *)msg->expires->parsed)->val;
-	}
+	if(imps_expires_of(msg, &req.expires) < 0)
+		return reject(msg, 400, "Bad Request (malformed Expires)");
 	if(msg->to == NULL || (msg->to->parsed == NULL && parse_to_header(msg) < 0)
 			|| (to = get_to(msg)) == NULL || to->error != PARSE_OK)
 		return reject(msg, 400, "Bad Request (malformed To header)");
@@ -912,14 +824,14 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 		totag = to->tag_value;
 		/* the presentity of an in-dialog request: its To URI */
 		if(parse_uri(to->uri.s, to->uri.len, &to_uri) < 0
-				|| (n = identity_of(&to_uri, pres, sizeof(pres))) < 0)
+				|| (n = imps_identity_of(&to_uri, pres, sizeof(pres))) < 0)
 			return reject(msg, 400, "Bad Request (malformed To URI)");
 	} else {
 		if(parse_sip_msg_uri(msg) < 0)
 			return reject(msg, 400, "Bad Request (malformed Request-URI)");
 		if(msg->parsed_uri.user.len <= 0 || msg->parsed_uri.host.len <= 0)
 			return reject(msg, 400, "Bad Request (Request-URI has no presentity)");
-		if((n = identity_of(&msg->parsed_uri, pres, sizeof(pres))) < 0)
+		if((n = imps_identity_of(&msg->parsed_uri, pres, sizeof(pres))) < 0)
 			return reject(msg, 400, "Bad Request (Request-URI too long)");
 		if(slb.get_reply_totag(msg, &totag) < 0 || totag.len <= 0) {
 			LM_ERR("cannot get the To tag of the reply\n");
@@ -956,7 +868,9 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	}
 	if(msg->rcv.bind_address)
 		req.socket = IS(msg->rcv.bind_address->sock_str);
-	local_contact_of(msg, lcontact, sizeof(lcontact), &req.local_contact);
+	n = imps_local_contact(msg, contact_uri, lcontact, sizeof(lcontact));
+	req.local_contact.s = n > 0 ? lcontact : NULL;
+	req.local_contact.len = n > 0 ? (size_t)n : 0;
 	req.callid = IS(callid);
 	req.remote_tag = IS(from->tag_value);
 	req.local_tag = IS(totag);

@@ -39,6 +39,7 @@
 #include "modules/usrloc/usrloc.h"
 
 #include "common/shim/imps_log.h"
+#include "common/shim/imps_sip.h"
 #include "imps_reginfo/imps_reginfo_capi.h"
 
 MODULE_VERSION
@@ -417,21 +418,6 @@ static void notify_reply_cb(struct cell *t, int type, struct tmcb_params *ps)
 	shm_free(cp);
 	*ps->param = NULL;
 }
-
-static struct socket_info *socket_from_str(str *s)
-{
-	char buf[256];
-	str host;
-	int port = 0, proto = 0;
-	if(s->len <= 0 || s->len >= (int)sizeof(buf))
-		return NULL;
-	memcpy(buf, s->s, s->len);
-	buf[s->len] = '\0';
-	if(parse_phostport(buf, &host.s, &host.len, &port, &proto) < 0)
-		return NULL;
-	return grep_sock_info(&host, (unsigned short)port, (unsigned short)proto);
-}
-
 static int send_notify(const imps_reginfo_notify_t *n)
 {
 	static str method = str_init("NOTIFY");
@@ -461,7 +447,7 @@ static int send_notify(const imps_reginfo_notify_t *n)
 		}
 	}
 	rs = SI(n->socket);
-	td.send_sock = socket_from_str(&rs);
+	td.send_sock = imps_socket_from_str(&rs);
 
 	hlen = snprintf(hbuf, sizeof(hbuf),
 			"Event: reg%s%.*s\r\nSubscription-State: %.*s\r\nContact: <%.*s>\r\n"
@@ -510,19 +496,7 @@ static int send_notify(const imps_reginfo_notify_t *n)
 
 static int reply(struct sip_msg *msg, int code, const char *reason, const char *hdrs)
 {
-	str r;
-	if(hdrs && *hdrs) {
-		if(add_lump_rpl(msg, (char *)hdrs, strlen(hdrs), LUMP_RPL_HDR) == 0) {
-			LM_ERR("cannot add reply headers\n");
-		}
-	}
-	r.s = (char *)reason;
-	r.len = strlen(reason);
-	if(slb.freply(msg, code, &r) < 0) {
-		LM_ERR("cannot send %d reply\n", code);
-		return -1;
-	}
-	return 1;
+	return imps_sl_reply(&slb, msg, code, reason, hdrs);
 }
 
 /* an error reply from the checks of the shim: the script sees -2 (replied, not accepted) */
@@ -531,33 +505,17 @@ static int reject(struct sip_msg *msg, int code, const char *reason)
 	return reply(msg, code, reason, NULL) < 0 ? -1 : -2;
 }
 
-/* "user@host" of a SIP URI, host in lower case */
-static int identity_of(struct sip_uri *u, char *buf, int size)
-{
-	int i, n;
-	if(u->user.len > 0)
-		n = snprintf(buf, size, "%.*s@%.*s", u->user.len, u->user.s, u->host.len, u->host.s);
-	else
-		n = snprintf(buf, size, "%.*s", u->host.len, u->host.s);
-	if(n < 0 || n >= size)
-		return -1;
-	for(i = n - u->host.len; i < n; i++)
-		buf[i] = tolower((unsigned char)buf[i]);
-	return n;
-}
-
 static int ki_handle_subscribe(struct sip_msg *msg)
 {
 	imps_reginfo_subscribe_t req;
 	imps_reginfo_reply_t rep;
 	struct to_body *to, *from;
 	struct sip_uri from_uri;
-	struct hdr_field *h;
 	contact_body_t *cb;
 	struct socket_info *si;
 	char aor[256], watcher[256], accept[512], lcontact[256];
 	str totag = {0, 0}, rr = {0, 0}, callid, ev;
-	int n, alen = 0, exp, ret;
+	int n, alen = 0, ret;
 	unsigned int cseq = 0;
 
 	if(msg->first_line.type != SIP_REQUEST
@@ -570,34 +528,17 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 		return reject(msg, 400, "Bad Request (malformed header)");
 
 	/* Event */
-	if(msg->event && msg->event->body.len > 0) {
-		req.has_event = 1;
-		ev = msg->event->body;
-		trim(&ev);
+	if((req.has_event = imps_event_of(msg, &ev)))
 		req.event = IS(ev);
-	}
 	/* Accept, all of them */
-	for(h = msg->headers; h; h = h->next) {
-		if(h->type != HDR_ACCEPT_T)
-			continue;
-		req.has_accept = 1;
-		n = snprintf(accept + alen, sizeof(accept) - alen, "%s%.*s", alen ? "," : "",
-				h->body.len, h->body.s);
-		if(n < 0 || n >= (int)sizeof(accept) - alen)
-			return reject(msg, 400, "Bad Request (Accept too long)");
-		alen += n;
-	}
+	if((alen = imps_accept_of(msg, accept, sizeof(accept), &req.has_accept)) < 0)
+		return reject(msg, 400, "Bad Request (Accept too long)");
 	req.accept.s = accept;
 	req.accept.len = alen;
 
 	/* Expires */
-	req.expires = -1;
-	if(msg->expires) {
-		if(parse_expires(msg->expires) < 0 || !((exp_body_t *)msg->expires->parsed)->valid)
-			return reject(msg, 400, "Bad Request (malformed Expires)");
-		exp = ((exp_body_t *)msg->expires->parsed)->val;
-		req.expires = exp;
-	}
+	if(imps_expires_of(msg, &req.expires) < 0)
+		return reject(msg, 400, "Bad Request (malformed Expires)");
 
 	/* To, From, Call-ID, CSeq */
 	if(msg->to == NULL || (msg->to->parsed == NULL && parse_to_header(msg) < 0)
@@ -630,7 +571,7 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 			return reject(msg, 400, "Bad Request (Request-URI has no AoR)");
 		if(parse_uri(to->uri.s, to->uri.len, &to_uri) < 0 || to_uri.host.len <= 0)
 			return reject(msg, 400, "Bad Request (malformed To URI)");
-		if((n = identity_of(ru, aor, sizeof(aor))) < 0)
+		if((n = imps_identity_of(ru, aor, sizeof(aor))) < 0)
 			return reject(msg, 400, "Bad Request (Request-URI too long)");
 		req.aor.s = aor;
 		req.aor.len = n;
@@ -647,9 +588,9 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 		to_body_t *pai = ((p_id_body_t *)msg->pai->parsed)->id;
 		if(parse_uri(pai->uri.s, pai->uri.len, &pai_uri) < 0)
 			return reject(msg, 400, "Bad Request (malformed P-Asserted-Identity)");
-		n = identity_of(&pai_uri, watcher, sizeof(watcher));
+		n = imps_identity_of(&pai_uri, watcher, sizeof(watcher));
 	} else {
-		n = identity_of(&from_uri, watcher, sizeof(watcher));
+		n = imps_identity_of(&from_uri, watcher, sizeof(watcher));
 	}
 	if(n < 0)
 		return reject(msg, 400, "Bad Request (watcher URI too long)");
@@ -673,23 +614,11 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 	}
 
 	si = msg->rcv.bind_address;
-	if(si) {
+	if(si)
 		req.socket = IS(si->sock_str);
-		if(contact_uri && *contact_uri) {
-			n = snprintf(lcontact, sizeof(lcontact), "%s", contact_uri);
-		} else {
-			str *addr = si->useinfo.name.len ? &si->useinfo.name : &si->address_str;
-			str *port = si->useinfo.port_no_str.len ? &si->useinfo.port_no_str : &si->port_no_str;
-			int v6 = si->address.af == AF_INET6 && addr->len > 0 && addr->s[0] != '[';
-			n = snprintf(lcontact, sizeof(lcontact), "sip:%s%.*s%s:%.*s;transport=%s",
-					v6 ? "[" : "", addr->len, addr->s, v6 ? "]" : "", port->len, port->s,
-					get_proto_name(si->proto));
-		}
-		if(n > 0 && n < (int)sizeof(lcontact)) {
-			req.local_contact.s = lcontact;
-			req.local_contact.len = n;
-		}
-	}
+	n = imps_local_contact(msg, contact_uri, lcontact, sizeof(lcontact));
+	req.local_contact.s = n > 0 ? lcontact : NULL;
+	req.local_contact.len = n > 0 ? (size_t)n : 0;
 
 	req.callid = IS(callid);
 	req.remote_tag = IS(from->tag_value);
