@@ -138,15 +138,7 @@ int imps_reginfo_open(const imps_reginfo_config_t *cfg, const imps_reginfo_host_
 		auto p = std::make_unique<Process>();
 		p->host.h = *host;
 		imps::set_log_sink(host->log);
-		imps::RedisConfig rc;
-		rc.host = cfg->redis_host ? cfg->redis_host : "127.0.0.1";
-		rc.port = cfg->redis_port;
-		rc.password = cfg->redis_password ? cfg->redis_password : "";
-		rc.db = cfg->redis_db;
-		rc.connect_timeout_ms = cfg->redis_connect_timeout_ms;
-		rc.timeout_ms = cfg->redis_timeout_ms;
-		rc.retry_interval_ms = cfg->redis_retry_interval_ms;
-		p->redis = std::make_unique<imps::Redis>(rc);
+		p->redis = std::make_unique<imps::Redis>(imps::redis_config_of(*cfg));
 		p->store = make_redis_store(*p->redis, cfg->key_prefix ? cfg->key_prefix : "imps:reginfo");
 		Config c;
 		c.min_expires = cfg->min_expires;

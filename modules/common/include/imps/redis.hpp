@@ -64,6 +64,23 @@ private:
 	std::string last_error_;
 };
 
+// The RedisConfig of a module's C configuration struct (any struct with the fields
+// redis_host, redis_port, redis_password, redis_db, redis_connect_timeout_ms,
+// redis_timeout_ms, redis_retry_interval_ms, as the modules' capi headers have them).
+template <class C>
+RedisConfig redis_config_of(const C &cfg)
+{
+	RedisConfig rc;
+	rc.host = cfg.redis_host ? cfg.redis_host : "127.0.0.1";
+	rc.port = cfg.redis_port;
+	rc.password = cfg.redis_password ? cfg.redis_password : "";
+	rc.db = cfg.redis_db;
+	rc.connect_timeout_ms = cfg.redis_connect_timeout_ms;
+	rc.timeout_ms = cfg.redis_timeout_ms;
+	rc.retry_interval_ms = cfg.redis_retry_interval_ms;
+	return rc;
+}
+
 // Helpers to read replies.
 std::string reply_str(const redisReply *r);
 long long reply_int(const redisReply *r);
