@@ -56,8 +56,8 @@ std::optional<std::string> A(xmlNodePtr n, const char *name) { return ParsedXml:
 
 TEST(WinfoSchemaHelper, LoadsAndAcceptsTheRfcExample)
 {
-	ASSERT_TRUE(imps::test::WinfoSchema::instance().loaded())
-			<< imps::test::WinfoSchema::instance().load_error();
+	ASSERT_TRUE(imps::test::winfo_schema().loaded())
+			<< imps::test::winfo_schema().load_error();
 	EXPECT_TRUE(WinfoValid(kRfc3858Example));
 }
 

@@ -1,5 +1,5 @@
-// Test helper: validates application/reginfo+xml documents against the RFC schemas in
-// tests/schemas/all.xsd (RFC 3680 reginfo + RFC 5628 gruuinfo, xml.xsd local), and parses
+// Test helper: validates XML documents against the schemas in tests/schemas (SchemaCheck, one
+// per schema file); SchemaValid() checks application/reginfo+xml against all.xsd (RFC 3680 reginfo + RFC 5628 gruuinfo, xml.xsd local), and parses
 // them back with the reginfo/gruuinfo namespaces registered for XPath ("r", "gr").
 #pragma once
 
@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -39,13 +40,19 @@ inline std::string schema_path(const std::string &name = "all.xsd")
 	return {};
 }
 
+// One XML schema of tests/schemas, loaded once per file; validate() parses the document with
+// no network access and checks it against the schema.
 class SchemaCheck {
 public:
-	static SchemaCheck &instance()
+	// The checker of tests/schemas/<file> (loaded on first use, kept for the whole run).
+	static SchemaCheck &for_file(const std::string &file)
 	{
-		static SchemaCheck s;
-		return s;
+		static std::map<std::string, std::unique_ptr<SchemaCheck>> all;
+		auto &c = all[file];
+		if (!c) c.reset(new SchemaCheck(file));
+		return *c;
 	}
+	static SchemaCheck &instance() { return for_file("all.xsd"); }
 
 	bool loaded() const { return schema_ != nullptr; }
 	const std::string &load_error() const { return load_error_; }
@@ -72,12 +79,17 @@ public:
 		return ::testing::AssertionSuccess();
 	}
 
-private:
-	SchemaCheck()
+	~SchemaCheck()
 	{
-		std::string path = schema_path();
+		if (schema_) xmlSchemaFree(schema_);
+	}
+
+private:
+	explicit SchemaCheck(const std::string &file)
+	{
+		std::string path = schema_path(file);
 		if (path.empty()) {
-			load_error_ = "tests/schemas/all.xsd not found";
+			load_error_ = "tests/schemas/" + file + " not found";
 			return;
 		}
 		xmlSetStructuredErrorFunc(&load_error_, &SchemaCheck::on_error);
@@ -89,10 +101,6 @@ private:
 		}
 		xmlSetStructuredErrorFunc(nullptr, nullptr);
 		if (!schema_ && load_error_.empty()) load_error_ = "xmlSchemaParse failed for " + path;
-	}
-	~SchemaCheck()
-	{
-		if (schema_) xmlSchemaFree(schema_);
 	}
 
 	static void on_error(void *user, xmlErrorPtr e)
