@@ -23,6 +23,12 @@ const char *kWinfo = "application/watcherinfo+xml";
 
 std::string package_of(const std::string &event) { return lower(trim(event.substr(0, event.find(';')))); }
 
+// The stored status of a presence subscription the owner's rule (not block) gives it.
+const char *status_for(Action a)
+{
+	return a == Action::Allow ? "active" : a == Action::PoliteBlock ? "polite" : "pending";
+}
+
 std::string domain_of(const std::string &identity)
 {
 	size_t at = identity.rfind('@');
@@ -301,7 +307,7 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 	} else {
 		Action a = own ? Action::Allow : host_.rule(req.presentity, req.watcher);
 		if (a == Action::Block) return reply(403, "Forbidden (blocked by the presentity)");
-		s.status = a == Action::Allow ? "active" : a == Action::PoliteBlock ? "polite" : "pending";
+		s.status = status_for(a);
 	}
 	if (expires == 0) {  // a fetch: one NOTIFY with the state now, nothing stored
 		s.version = 0;
@@ -440,7 +446,7 @@ bool Engine::apply_rule(const Subscription &s, long long now_ms, std::string &do
 		ended(t, "rejected", "rejected", true, now_ms);
 		return true;
 	}
-	std::string status = a == Action::Allow ? "active" : a == Action::PoliteBlock ? "polite" : "pending";
+	std::string status = status_for(a);
 	if (status == s.status) return false;
 	bool changed = false;
 	for (const auto &n : store_.bump({s.sid}, status, now_ms)) {
