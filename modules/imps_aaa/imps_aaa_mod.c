@@ -23,6 +23,7 @@
 #include "core/receive.h"
 #include "core/script_cb.h"
 #include "core/async_task.h"
+#include "core/cfg/cfg_struct.h"
 #include "core/timer_proc.h"
 #include "core/xavp.h"
 #include "core/mem/shm_mem.h"
@@ -121,6 +122,10 @@ static int w_authorize(struct sip_msg *msg, char *service, char *p2);
 static int w_account(struct sip_msg *msg, char *event, char *p2);
 static int w_authenticate_async(struct sip_msg *msg, char *realm, char *route);
 static int w_authorize_async(struct sip_msg *msg, char *service, char *route);
+static int w_authorize_user_async(
+		struct sip_msg *msg, char *user, char *service, char *route);
+static int fixup_user_async(void **param, int param_no);
+static int fixup_free_user_async(void **param, int param_no);
 static int fixup_async(void **param, int param_no);
 static int fixup_free_async(void **param, int param_no);
 
@@ -138,6 +143,8 @@ static cmd_export_t cmds[] = {
 			fixup_free_async, REQUEST_ROUTE},
 	{"imps_aaa_authorize_async", (cmd_function)w_authorize_async, 2, fixup_async,
 			fixup_free_async, REQUEST_ROUTE},
+	{"imps_aaa_authorize_user_async", (cmd_function)w_authorize_user_async, 3,
+			fixup_user_async, fixup_free_user_async, REQUEST_ROUTE},
 	{0, 0, 0, 0, 0, 0}
 };
 
@@ -204,6 +211,12 @@ static void stat_cb(int which, long long delta)
 
 /* ---- authentication ---------------------------------------------------------------------- */
 
+/* the challenge a request gets: WWW-Authenticate for REGISTER, else Proxy-Authenticate */
+static hdr_types_t challenge_type(struct sip_msg *msg)
+{
+	return (msg->REQ_METHOD == METHOD_REGISTER) ? HDR_AUTHORIZATION_T : HDR_PROXYAUTH_T;
+}
+
 /* The answer for credentials that cannot be asked about, or for the HAAA's answer ret: builds
  * the challenge for -1..-4 and -6 (the script answers 401 for REGISTER, else 407); for 1 runs
  * the auth API's post_auth. h: the credentials (NULL: none). */
@@ -219,7 +232,10 @@ static int auth_finish(struct sip_msg *msg, str *realm, hdr_types_t hftype,
 	}
 	if(ret == -5)
 		return -5;
-	if(auth_api.build_challenge(msg, (cred ? cred->stale : 0), realm, NULL, NULL, hftype) < 0) {
+	/* a registrar challenges with WWW-Authenticate (401), a proxy with Proxy-Authenticate
+	 * (407), whichever header the credentials came in */
+	if(auth_api.build_challenge(msg, (cred ? cred->stale : 0), realm, NULL, NULL,
+			   challenge_type(msg)) < 0) {
 		LM_ERR("cannot build the digest challenge\n");
 		return -6;
 	}
@@ -228,7 +244,10 @@ static int auth_finish(struct sip_msg *msg, str *realm, hdr_types_t hftype,
 
 /* Checks the request's credentials with the auth API (pre_auth: realm, nonce, staleness).
  * Returns 0 when the HAAA must verify them (*d and *h set), else the final result (with the
- * challenge built). */
+ * challenge built). The credentials are taken from the header the method calls for
+ * (Authorization for REGISTER, Proxy-Authorization otherwise) or, when the request has none
+ * there, from the other one: UAs answer a proxy's 407 on a MESSAGE or an INVITE with either,
+ * and a credential ignored because of its header name makes the UA loop on 407. */
 static int auth_begin(struct sip_msg *msg, str *realm, hdr_types_t *hftype,
 		struct hdr_field **h, imps_aaa_digest_t *d)
 {
@@ -239,7 +258,14 @@ static int auth_begin(struct sip_msg *msg, str *realm, hdr_types_t *hftype,
 		LM_ERR("imps_aaa_authenticate() needs the auth module loaded before imps_aaa\n");
 		return -6;
 	}
-	*hftype = (msg->REQ_METHOD == METHOD_REGISTER) ? HDR_AUTHORIZATION_T : HDR_PROXYAUTH_T;
+	*hftype = challenge_type(msg);
+	if(parse_headers(msg, HDR_EOH_F, 0) < 0)
+		return auth_finish(msg, realm, *hftype, NULL, -6);
+	if(*hftype == HDR_PROXYAUTH_T && msg->proxy_auth == NULL && msg->authorization != NULL)
+		*hftype = HDR_AUTHORIZATION_T;
+	else if(*hftype == HDR_AUTHORIZATION_T && msg->authorization == NULL
+			&& msg->proxy_auth != NULL)
+		*hftype = HDR_PROXYAUTH_T;
 	switch(auth_api.pre_auth(msg, realm, *hftype, h, NULL)) {
 		case NONCE_REUSED:
 		case STALE_NONCE:
@@ -606,6 +632,8 @@ static void async_exec(void *param)
 	char err[256];
 	str ev = str_init("imps_aaa:result");
 
+	/* runtime cfg changes (kamcmd cfg.set_now_int) reach the route this task resumes */
+	cfg_update();
 	memset(&p, 0, sizeof(p));
 	p.task = t;
 	if(t->kind == TASK_AUTHENTICATE) {
@@ -643,6 +671,14 @@ static int resume_cb(struct sip_msg *msg, unsigned int flags, void *param)
 	if(p == NULL)
 		return 1;
 	pending = NULL;
+	/* tm numbers the resumed copy of a request one below the original (faked_req->id =
+	 * id - 1), so the first request a SIP worker handled resumes as message 0; the
+	 * registrar's save() takes message 0 for the one whose q it was told to override
+	 * (q_override_msg_id starts at 0) and stores the binding with q=0, which makes it the
+	 * last choice when forking. Message 0 is therefore renumbered, still unlike the
+	 * original. */
+	if(msg->id == 0)
+		msg->id = (unsigned int)-1;
 	LM_DBG("resuming [%u:%u] with %d\n", p->task->tindex, p->task->tlabel, p->rc);
 	if(p->task->kind == TASK_AUTHENTICATE) {
 		hf = p->task->hftype == HDR_AUTHORIZATION_T ? msg->authorization : msg->proxy_auth;
@@ -689,13 +725,23 @@ static int authenticate_async(struct sip_msg *msg, str *realm, int route, str *c
 	return rc;
 }
 
-static int authorize_async(struct sip_msg *msg, str *service, int route, str *cbname)
+/* who: the user to authorize (the callee whose existence the HSP checks, say); NULL: the
+ * request's identity (identity_of) */
+static int authorize_async(
+		struct sip_msg *msg, str *who, str *service, int route, str *cbname)
 {
 	str user;
 	imps_aaa_decision_t d;
 	async_task_t *at;
 
-	if(identity_of(msg, &user) < 0) {
+	if(who != NULL) {
+		user = *who;
+		if(user.len <= 0) {
+			LM_WARN("no user to authorize\n");
+			set_result_xavp(NULL, -3);
+			return -3;
+		}
+	} else if(identity_of(msg, &user) < 0) {
 		LM_WARN("no identity to authorize in the request\n");
 		set_result_xavp(NULL, -3);
 		return -3;
@@ -739,7 +785,22 @@ static int w_authorize_async(struct sip_msg *msg, char *service, char *route)
 	int ri = (int)(long)route;
 	if(fixup_get_svalue(msg, (gparam_t *)service, &s) < 0)
 		set_result_xavp(NULL, -3);
-	else if(authorize_async(msg, &s, ri, NULL) == 0)
+	else if(authorize_async(msg, NULL, &s, ri, NULL) == 0)
+		return 0;
+	run_result_route(msg, ri);
+	return 0;
+}
+
+/* imps_aaa_authorize_user_async(user, service, route): as imps_aaa_authorize_async, for a
+ * user the script names instead of the request's identity */
+static int w_authorize_user_async(struct sip_msg *msg, char *user, char *service, char *route)
+{
+	str u, s;
+	int ri = (int)(long)route;
+	if(fixup_get_svalue(msg, (gparam_t *)user, &u) < 0
+			|| fixup_get_svalue(msg, (gparam_t *)service, &s) < 0)
+		set_result_xavp(NULL, -3);
+	else if(authorize_async(msg, &u, &s, ri, NULL) == 0)
 		return 0;
 	run_result_route(msg, ri);
 	return 0;
@@ -763,7 +824,33 @@ static int ki_authorize_async(struct sip_msg *msg, str *service, str *cb)
 		LM_ERR("a KEMI callback name is needed\n");
 		return -3;
 	}
-	return authorize_async(msg, service, -1, cb);
+	return authorize_async(msg, NULL, service, -1, cb);
+}
+
+static int ki_authorize_user_async(struct sip_msg *msg, str *user, str *service, str *cb)
+{
+	if(sr_kemi_eng_get() == NULL || cb == NULL || cb->len <= 0) {
+		LM_ERR("a KEMI callback name is needed\n");
+		return -3;
+	}
+	return authorize_async(msg, user, service, -1, cb);
+}
+
+/* imps_aaa_authorize_user_async: user and service are strings, the route is the third */
+static int fixup_user_async(void **param, int param_no)
+{
+	if(param_no == 1 || param_no == 2)
+		return fixup_spve_null(param, 1);
+	if(param_no == 3)
+		return fixup_async(param, 2);
+	return 0;
+}
+
+static int fixup_free_user_async(void **param, int param_no)
+{
+	if(param_no == 1 || param_no == 2)
+		return fixup_free_spve_null(param, 1);
+	return 0;
 }
 
 static int fixup_async(void **param, int param_no)
@@ -1152,6 +1239,11 @@ static sr_kemi_t sr_kemi_imps_aaa_exports[] = {
 	{ str_init("imps_aaa"), str_init("authorize_async"),
 		SR_KEMIP_INT, ki_authorize_async,
 		{ SR_KEMIP_STR, SR_KEMIP_STR, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("imps_aaa"), str_init("authorize_user_async"),
+		SR_KEMIP_INT, ki_authorize_user_async,
+		{ SR_KEMIP_STR, SR_KEMIP_STR, SR_KEMIP_STR,
 			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
 	},
 	{ str_init("imps_aaa"), str_init("account"),
