@@ -600,8 +600,8 @@ static int send_notify(const imps_presence_notify_t *n)
 	static str method = str_init("NOTIFY");
 	dlg_t td;
 	uac_req_t uac_r;
-	str hdrs, body, rs, *cp;
-	char hbuf[1024];
+	str hdrs, body, *cp;
+	char hbuf[1024], rsbuf[2048];
 	int hlen, ret;
 
 	memset(&td, 0, sizeof(td));
@@ -614,15 +614,6 @@ static int send_notify(const imps_presence_notify_t *n)
 	td.rem_uri = SI(n->remote_uri);
 	td.rem_target = SI(n->remote_target);
 	td.state = DLG_CONFIRMED;
-	if(n->route_set.len > 0) {
-		rs = SI(n->route_set);
-		if(parse_rr_body(rs.s, rs.len, &td.route_set) < 0) {
-			LM_ERR("bad stored route set of subscription %.*s\n", (int)n->sid.len, n->sid.s);
-			return -1;
-		}
-	}
-	rs = SI(n->socket);
-	td.send_sock = imps_socket_from_str(&rs);
 
 	hlen = snprintf(hbuf, sizeof(hbuf),
 			"Event: %.*s%s%.*s\r\nSubscription-State: %.*s\r\nContact: <%.*s>\r\n%s%.*s%s",
@@ -631,14 +622,18 @@ static int send_notify(const imps_presence_notify_t *n)
 			n->subscription_state.s, (int)n->local_contact.len, n->local_contact.s,
 			n->content_type.len ? "Content-Type: " : "", (int)n->content_type.len,
 			n->content_type.s ? n->content_type.s : "", n->content_type.len ? "\r\n" : "");
-	if(hlen < 0 || hlen >= (int)sizeof(hbuf)) {
-		if(td.route_set)
-			free_rr(&td.route_set);
+	if(hlen < 0 || hlen >= (int)sizeof(hbuf))
 		return -1;
-	}
 	hdrs.s = hbuf;
 	hdrs.len = hlen;
 	body = SI(n->body);
+
+	if(imps_dlg_route(&td, SI(n->socket), SI(n->route_set), hlen + body.len, rsbuf,
+			   sizeof(rsbuf))
+			< 0) {
+		LM_ERR("bad stored route set of subscription %.*s\n", (int)n->sid.len, n->sid.s);
+		return -1;
+	}
 
 	cp = (str *)shm_malloc(sizeof(str) + n->sid.len);
 	if(cp == NULL) {

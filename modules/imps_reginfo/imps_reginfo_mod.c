@@ -423,8 +423,8 @@ static int send_notify(const imps_reginfo_notify_t *n)
 	static str method = str_init("NOTIFY");
 	dlg_t td;
 	uac_req_t uac_r;
-	str hdrs, body, rs;
-	char hbuf[1024];
+	str hdrs, body;
+	char hbuf[1024], rsbuf[2048];
 	int hlen, ret;
 	struct notify_cb_param *cp;
 
@@ -439,15 +439,6 @@ static int send_notify(const imps_reginfo_notify_t *n)
 	td.rem_uri = SI(n->remote_uri);
 	td.rem_target = SI(n->remote_target);
 	td.state = DLG_CONFIRMED;
-	if(n->route_set.len > 0) {
-		rs = SI(n->route_set);
-		if(parse_rr_body(rs.s, rs.len, &td.route_set) < 0) {
-			LM_ERR("bad stored route set for %.*s\n", (int)n->aor.len, n->aor.s);
-			return -1;
-		}
-	}
-	rs = SI(n->socket);
-	td.send_sock = imps_socket_from_str(&rs);
 
 	hlen = snprintf(hbuf, sizeof(hbuf),
 			"Event: reg%s%.*s\r\nSubscription-State: %.*s\r\nContact: <%.*s>\r\n"
@@ -455,14 +446,18 @@ static int send_notify(const imps_reginfo_notify_t *n)
 			n->event_id.len ? ";id=" : "", (int)n->event_id.len, n->event_id.s ? n->event_id.s : "",
 			(int)n->subscription_state.len, n->subscription_state.s,
 			(int)n->local_contact.len, n->local_contact.s);
-	if(hlen < 0 || hlen >= (int)sizeof(hbuf)) {
-		if(td.route_set)
-			free_rr(&td.route_set);
+	if(hlen < 0 || hlen >= (int)sizeof(hbuf))
 		return -1;
-	}
 	hdrs.s = hbuf;
 	hdrs.len = hlen;
 	body = SI(n->body);
+
+	if(imps_dlg_route(&td, SI(n->socket), SI(n->route_set), hlen + body.len, rsbuf,
+			   sizeof(rsbuf))
+			< 0) {
+		LM_ERR("bad stored route set for %.*s\n", (int)n->aor.len, n->aor.s);
+		return -1;
+	}
 
 	cp = (struct notify_cb_param *)shm_malloc(sizeof(*cp) + n->sid.len + n->aor.len);
 	if(cp == NULL) {

@@ -18,7 +18,9 @@
 #include "core/parser/parse_uri.h"
 #include "core/parser/parse_expires.h"
 #include "core/trim.h"
+#include "core/cfg_core.h"
 #include "modules/sl/sl.h"
+#include "modules/tm/dlg.h"
 
 /* "user@host" (or "host") of a SIP URI, host in lower case; its length, -1 if it does not fit */
 static inline int imps_identity_of(struct sip_uri *u, char *buf, int size)
@@ -48,6 +50,70 @@ static inline struct socket_info *imps_socket_from_str(str *s)
 	if(parse_phostport(buf, &host.s, &host.len, &port, &proto) < 0)
 		return NULL;
 	return grep_sock_info(&host, (unsigned short)port, (unsigned short)proto);
+}
+
+/* RFC 3261 18.1.1 for the in-dialog requests we send (NOTIFYs): one larger than the core's
+ * udp_mtu goes over TCP when udp_mtu_try_proto is TCP, as Kamailio does for the requests it
+ * relays. Applies when the next hop is the first entry of the route set (a proxy, which
+ * RFC 3261 makes support TCP) naming no transport, and a TCP socket listens on the send
+ * socket's address: the first URI gets ";transport=tcp" (copied into buf, which rs then
+ * points into) and *sock becomes that TCP socket. 1 switched, 0 left as it was. */
+static inline int imps_route_set_over_tcp(
+		str *rs, int size, struct socket_info **sock, char *buf, int buflen)
+{
+	static const char tp[] = ";transport=tcp";
+	struct socket_info *tcp;
+	char *lt, *gt, *p;
+	int mtu = cfg_get(core, core_cfg, udp_mtu);
+
+	if(mtu <= 0 || size <= mtu || cfg_get(core, core_cfg, udp_mtu_try_proto) != PROTO_TCP)
+		return 0;
+	if(rs->len <= 0 || *sock == NULL || (*sock)->proto != PROTO_UDP)
+		return 0;
+	lt = memchr(rs->s, '<', rs->len);
+	if(lt == NULL)
+		return 0;
+	gt = memchr(lt, '>', rs->len - (lt - rs->s));
+	if(gt == NULL)
+		return 0;
+	for(p = lt; p + 10 <= gt; p++)
+		if(strncasecmp(p, "transport=", 10) == 0)
+			return 0;
+	if(rs->len + (int)sizeof(tp) > buflen)
+		return 0;
+	tcp = grep_sock_info(&(*sock)->address_str, (*sock)->port_no, PROTO_TCP);
+	if(tcp == NULL)
+		return 0;
+	p = buf;
+	memcpy(p, rs->s, gt - rs->s);
+	p += gt - rs->s;
+	memcpy(p, tp, sizeof(tp) - 1);
+	p += sizeof(tp) - 1;
+	memcpy(p, gt, rs->len - (gt - rs->s));
+	p += rs->len - (gt - rs->s);
+	rs->s = buf;
+	rs->len = (int)(p - buf);
+	*sock = tcp;
+	return 1;
+}
+
+/* The send socket and route set of an in-dialog request we send through tm, from the
+ * stored strings of its dialog ("udp:127.0.0.1:5080", "<sip:...;lr>,<sip:...;lr>"); td has
+ * its URIs and Call-ID, content: the length of the headers and body the request carries.
+ * Over the core's udp_mtu the first hop is asked for TCP (imps_route_set_over_tcp), the
+ * route set then pointing into buf. 0 done, -1 the route set does not parse. */
+static inline int imps_dlg_route(dlg_t *td, str socket, str route_set, int content,
+		char *buf, int buflen)
+{
+	/* what tm adds: Via, Max-Forwards, From, To, Call-ID, CSeq, Route, Content-Length */
+	int size = content + td->rem_target.len + td->loc_uri.len + td->rem_uri.len
+			   + td->id.call_id.len + 2 * route_set.len + 300;
+
+	td->send_sock = imps_socket_from_str(&socket);
+	if(route_set.len <= 0)
+		return 0;
+	imps_route_set_over_tcp(&route_set, size, &td->send_sock, buf, buflen);
+	return parse_rr_body(route_set.s, route_set.len, &td->route_set) < 0 ? -1 : 0;
 }
 
 /* The Contact URI of the NOTIFYs of a subscription received on msg's socket: the configured
