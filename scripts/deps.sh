@@ -11,6 +11,7 @@ googletest libgtest-dev clang libclang-rt-14-dev
 kamailio kamailio-presence-modules kamailio-postgres-modules kamailio-sqlite-modules
 kamailio-lua-modules kamailio-radius-modules
 redis-server sip-tester freeradius freeradius-utils
+baresip-core linphone-cli
 python3 python3-pytest python3-lxml
 postgresql
 "
