@@ -2,6 +2,7 @@
 edge proxy) started once per session with the project's cfg files, with short timers."""
 
 import os
+import socket
 import sys
 
 import pytest
@@ -37,6 +38,18 @@ class Net:
         return f"{self.edge_addr[0]}:{self.edge_addr[1]}"
 
     def start(self):
+        # a running demo (make run) holds the same ports: the tests would talk to it
+        for host, port in ((self.plan["IMPS_IP_A"], int(self.plan["IMPS_EDGE_A_PORT"])),
+                           (self.redis.host, self.redis.port)):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+            try:
+                s.bind((host, port))
+            except OSError:
+                raise RuntimeError(f"{host}:{port} is in use (is `make run` running?): the tests "
+                                   "start their own network on the demo's addresses")
+            finally:
+                s.close()
         self.redis.start()
         self.radius.start()
         imps_net.make_presence_db()
