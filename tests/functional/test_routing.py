@@ -326,3 +326,16 @@ def test_message_is_authorized_by_the_haaa_at_the_hsp(clean_net):
     assert phone(net, "alice").message(f"sip:bob@{D}", "next").status == 200
     assert bob.wait_request("MESSAGE").body == b"authorized"
     assert bob.wait_request("MESSAGE").body == b"next", "the refused MESSAGE never arrived"
+
+
+def test_message_over_the_udp_limit_crosses_the_proxies_over_tcp(clean_net):
+    # a 3 kB MESSAGE from a UDP UE: edge -> HSP and HSP -> edge over TCP, the last hop to
+    # the UDP callee over UDP (the edge cannot know that it takes TCP)
+    net = clean_net
+    bob = registered(net, "bob")
+    text = "y" * 3000
+    r = phone(net, "alice").message(f"sip:bob@{D}", text)
+    assert r.status == 200, r.raw
+    m = bob.wait_request("MESSAGE")
+    assert m.body == text.encode()
+    assert vias(m) == ["SIP/2.0/UDP", "SIP/2.0/TCP", "SIP/2.0/TCP", "SIP/2.0/UDP"], m.all("via")
