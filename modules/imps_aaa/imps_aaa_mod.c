@@ -211,6 +211,8 @@ static void stat_cb(int which, long long delta)
 
 /* ---- authentication ---------------------------------------------------------------------- */
 
+static void set_auth_xavp(int rc, imps_aaa_str_t verified);
+
 /* the challenge a request gets: WWW-Authenticate for REGISTER, else Proxy-Authenticate */
 static hdr_types_t challenge_type(struct sip_msg *msg)
 {
@@ -252,6 +254,8 @@ static int auth_begin(struct sip_msg *msg, str *realm, hdr_types_t *hftype,
 		struct hdr_field **h, imps_aaa_digest_t *d)
 {
 	auth_body_t *cred;
+	struct hdr_field *hf;
+	int n;
 
 	*h = NULL;
 	if(!have_auth_api) {
@@ -261,6 +265,14 @@ static int auth_begin(struct sip_msg *msg, str *realm, hdr_types_t *hftype,
 	*hftype = challenge_type(msg);
 	if(parse_headers(msg, HDR_EOH_F, 0) < 0)
 		return auth_finish(msg, realm, *hftype, NULL, -6);
+	for(hf = msg->headers, n = 0; hf; hf = hf->next)
+		if(hf->type == HDR_AUTHORIZATION_T || hf->type == HDR_PROXYAUTH_T)
+			n++;
+	if(n > 1) {
+		/* which of them the script's $au or a later hop reads is not the verified one */
+		LM_WARN("request with %d credentials headers refused\n", n);
+		return -7;
+	}
 	if(*hftype == HDR_PROXYAUTH_T && msg->proxy_auth == NULL && msg->authorization != NULL)
 		*hftype = HDR_AUTHORIZATION_T;
 	else if(*hftype == HDR_AUTHORIZATION_T && msg->authorization == NULL
@@ -320,7 +332,9 @@ static int ki_authenticate(struct sip_msg *msg, str *realm)
 	ret = imps_aaa_authenticate(&d, err, sizeof(err));
 	if(ret == -5)
 		log_unavailable(d.username, err);
-	return auth_finish(msg, realm, hftype, h, ret);
+	ret = auth_finish(msg, realm, hftype, h, ret);
+	set_auth_xavp(ret, d.username);
+	return ret;
 }
 
 static int w_authenticate(struct sip_msg *msg, char *realm, char *p2)
@@ -407,6 +421,33 @@ static void set_result_xavp(imps_aaa_decision_t *d, int rc)
 		LM_ERR("cannot set $xavp(%s)\n", reply_xavp);
 		xavp_destroy_list(&list);
 	}
+}
+
+/* The result of an authentication in $xavp(imps_aaa=>rc), and for 1, when the HAAA verified
+ * the credentials, the user it verified in =>user (the digest username up to an '@'): the
+ * identity to assert. $au names the first credentials header of the request, which need not
+ * be the one that was verified. */
+static void set_auth_xavp(int rc, imps_aaa_str_t verified)
+{
+	str root, user;
+	sr_xval_t rv;
+	sr_xavp_t *list = NULL;
+	const char *at;
+
+	set_result_xavp(NULL, rc);
+	if(rc != 1 || verified.s == NULL || verified.len == 0)
+		return;
+	root.s = reply_xavp;
+	root.len = strlen(reply_xavp);
+	user.s = (char *)verified.s;
+	at = memchr(verified.s, '@', verified.len);
+	user.len = at ? (int)(at - verified.s) : (int)verified.len;
+	memset(&rv, 0, sizeof(rv));
+	rv.type = SR_XTYPE_STR;
+	rv.v.s = user;
+	list = xavp_get(&root, NULL);
+	if(list == NULL || xavp_add_value(&(str){"user", 4}, &rv, &list->val.v.xavp) == NULL)
+		LM_ERR("cannot set $xavp(%s=>user)\n", reply_xavp);
 }
 
 /* 1 accepted, -1 rejected, -2 AAA unavailable (503 with Retry-After is the answer), -3 no
@@ -692,7 +733,7 @@ static int resume_cb(struct sip_msg *msg, unsigned int flags, void *param)
 				h = NULL;
 		}
 		rc = auth_finish(msg, &p->task->realm, p->task->hftype, h, p->rc);
-		set_result_xavp(NULL, rc);
+		set_auth_xavp(rc, p->task->d.username);
 	} else {
 		set_result_xavp(&p->decision, p->rc);
 	}
@@ -721,7 +762,7 @@ static int authenticate_async(struct sip_msg *msg, str *realm, int route, str *c
 			rc = -5;
 		}
 	}
-	set_result_xavp(NULL, rc);
+	set_auth_xavp(rc, (imps_aaa_str_t){NULL, 0});
 	return rc;
 }
 

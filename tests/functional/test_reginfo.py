@@ -2,6 +2,7 @@
 proxy, watchers subscribe to `reg` through the edge, and every NOTIFY is checked field by field
 and validated against the RFC 3680 / RFC 5628 schemas."""
 
+import hashlib
 import socket
 import time
 
@@ -451,7 +452,9 @@ def test_in_dialog_subscribe_for_unknown_dialog_is_481(clean_net):
     s = sipua.Subscription(ua, "sip:alice@a.example")
     s.to_tag = "nosuchtag"
     s.remote_target = f"sip:{clean_net.plan['IMPS_IP_A']}:{clean_net.plan['IMPS_HSP_A_PORT']}"
-    s.route_set = [f"<sip:{clean_net.edge_hostport};lr>"]
+    # the edge lets only dialogs it record-routed through: sign this one as it would
+    sig = hashlib.sha256(f"{clean_net.plan['IMPS_NONCE_SECRET']}:{s.call_id}".encode())
+    s.route_set = [f"<sip:{clean_net.edge_hostport};lr;isig={sig.hexdigest()[:20]}>"]
     r = s.subscribe(600)
     assert r.status == 481
 

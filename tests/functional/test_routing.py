@@ -57,7 +57,7 @@ def test_message_with_authorization_header_is_accepted(clean_net):
     assert bob.wait_request("MESSAGE").body == b"hi"
 
 
-def test_message_wrong_password_and_forged_from(clean_net):
+def test_message_wrong_password_and_carol_entitled(clean_net):
     net = clean_net
     registered(net, "bob")
     mallory = phone(net, "alice", password="wrong")
@@ -339,3 +339,117 @@ def test_message_over_the_udp_limit_crosses_the_proxies_over_tcp(clean_net):
     m = bob.wait_request("MESSAGE")
     assert m.body == text.encode()
     assert vias(m) == ["SIP/2.0/UDP", "SIP/2.0/TCP", "SIP/2.0/TCP", "SIP/2.0/UDP"], m.all("via")
+
+
+
+def ack_for(phone, invite_text, resp):
+    """The ACK of a non-2xx final response (RFC 3261 17.1.1.3): same branch and Route."""
+    head = invite_text.decode().split("\r\n\r\n")[0].split("\r\n")
+    keep = [h for h in head[1:] if h.split(":")[0].lower() in ("via", "from", "call-id", "route",
+                                                              "max-forwards")]
+    cseq = resp.header("cseq").split()[0]
+    return "\r\n".join([f"ACK {head[0].split()[1]} SIP/2.0", *keep, f"To: {resp.header('to')}",
+                         f"CSeq: {cseq} ACK", "Content-Length: 0", "", ""])
+
+
+def test_forged_from_after_authentication(clean_net):
+    # alice authenticates (digest user alice) but writes bob in From
+    net = clean_net
+    bob = registered(net, "bob")
+    mallory = sipua.Phone("alice", D, net.edge_addr)
+    net.uas.append(mallory)
+    call_id, tag = sipua.rand(10), sipua.rand(8)
+    msg = lambda cseq, extra=(): mallory.build(  # noqa: E731
+        "MESSAGE", f"sip:bob@{D}", cseq, call_id, tag, body="x", ctype="text/plain",
+        extra=extra).replace(f"From: <sip:alice@{D}>".encode(), f"From: <sip:bob@{D}>".encode())
+    r = mallory.transact(msg(1))
+    assert r.status == 407
+    cred = sipua.digest_header(r.header("proxy-authenticate"), "alice", "alice-secret", "MESSAGE",
+                               f"sip:bob@{D}")
+    r = mallory.transact(msg(2, [cred]))
+    assert r.status == 403 and r.reason == "Forbidden (From is not the authenticated user)"
+    assert phone(net, "alice").message(f"sip:bob@{D}", "real").status == 200
+    assert bob.wait_request("MESSAGE").body == b"real", "the forged one never arrived"
+
+
+def test_two_credentials_headers_are_refused(clean_net):
+    # valid credentials of alice in Authorization, a made-up Proxy-Authorization for bob
+    # first: $au would read bob's; the edge refuses such a request outright
+    net = clean_net
+    eve = sipua.Phone("bob", D, net.edge_addr)
+    net.uas.append(eve)
+    fake = ('Proxy-Authorization: Digest username="bob", realm="x", nonce="x", '
+            f'uri="sip:{D}", response="00000000000000000000000000000000"')
+    r = eve.transact(eve.build("REGISTER", f"sip:{D}", 1, eve.reg_callid, "t1",
+                               extra=["Expires: 600"]))
+    assert r.status == 401
+    cred = sipua.digest_header(r.header("www-authenticate"), "alice", "alice-secret", "REGISTER",
+                               f"sip:{D}", "Authorization")
+    r = eve.transact(eve.build("REGISTER", f"sip:{D}", 2, eve.reg_callid, "t1",
+                               extra=["Expires: 600", fake, cred]))
+    assert r.status == 400 and r.reason == "Bad Request (more than one credentials header)", r.raw
+    assert f"bob@{D}" not in net.hsp.rpc("ul.dump")
+
+
+def test_made_up_route_sets_are_refused(clean_net):
+    net = clean_net
+    bob = registered(net, "bob", instance="urn:uuid:00000000-0000-0000-0000-0000000000bb")
+    eve = phone(net, "carol")
+    edge, hsp, ps = (f"<sip:{net.plan['IMPS_IP_A']}:{p};lr>" for p in
+                     (net.plan["IMPS_EDGE_A_PORT"], net.plan["IMPS_HSP_A_PORT"],
+                      net.plan["IMPS_PS_A_PORT"]))
+
+    def in_dialog(ruri, routes, dest=None):
+        return eve.transact(eve.build("MESSAGE", ruri, 1, sipua.rand(10), sipua.rand(6),
+                                      to_tag="made-up", body="spoof", ctype="text/plain",
+                                      routes=routes), dest)
+    # through the edge: to a host outside, and to bob's GRUU with a From of anybody's choice
+    r = in_dialog("sip:x@198.51.100.7:5060", [edge, hsp])
+    assert r.status == 403 and r.reason == "Forbidden (not a dialog of this proxy)", r.raw
+    r = in_dialog(bob.pub_gruu, [edge, hsp])
+    assert r.status == 403, r.raw
+    # straight at the HSP: it sends in-dialog requests only to the edge or the presence server
+    r = in_dialog("sip:x@198.51.100.7:5060", [hsp], dest=(net.plan["IMPS_IP_A"],
+                                                           int(net.plan["IMPS_HSP_A_PORT"])))
+    assert r.status == 403 and r.reason == "Forbidden (route set leads out of the network)", r.raw
+    # the presence server relays nothing
+    r = in_dialog(bob.pub_gruu, [ps, hsp], dest=(net.plan["IMPS_IP_A"], int(net.plan["IMPS_PS_A_PORT"])))
+    assert r.status == 481, r.raw
+    assert phone(net, "alice").message(bob.pub_gruu, "real").status == 200
+    assert bob.wait_request("MESSAGE").body == b"real", "no spoofed MESSAGE arrived before it"
+
+
+def test_repeated_messages_reach_each_device_once(clean_net):
+    # the second MESSAGE is authorized from the cache, in the same process as the lookup
+    net = clean_net
+    d1 = registered(net, "bob", instance="urn:uuid:00000000-0000-0000-0000-0000000000d1")
+    d2 = registered(net, "bob", instance="urn:uuid:00000000-0000-0000-0000-0000000000d2")
+    alice = phone(net, "alice")
+    for text in ("one", "two", "end"):
+        assert alice.message(f"sip:bob@{D}", text).status == 200
+    for dev in (d1, d2):
+        got = []
+        while not got or got[-1] != b"end":
+            got.append(dev.wait_request("MESSAGE").body)
+        assert got == [b"one", b"two", b"end"], got
+
+
+def test_ack_of_a_negative_answer_with_a_preloaded_route(clean_net):
+    # baresip and linphone put their outbound proxy in a Route header of every request,
+    # the ACK of a 486 included: the edge absorbs it, so the 486 is not sent again
+    net = clean_net
+    bob = registered(net, "bob")
+    bob.answer["INVITE"] = 486
+    alice = phone(net, "alice")
+    route = [f"Route: <sip:{net.plan['IMPS_IP_A']}:{net.plan['IMPS_EDGE_A_PORT']};lr>"]
+    r = alice.request("INVITE", f"sip:bob@{D}", body=sipua.Call.SDP, ctype="application/sdp",
+                      extra=route)
+    assert r.status == 486, r.raw
+    alice.send_raw(ack_for(alice, r.request, r))
+    time.sleep(2.5)  # tm retransmits an unacknowledged 486 after 0.5, 1 and 2 s
+    again = []
+    while not alice.responses.empty():
+        m = alice.responses.get_nowait()
+        if m.status == 486:
+            again.append(m)
+    assert again == [], "the edge kept retransmitting the 486: its ACK was not absorbed"
