@@ -105,6 +105,9 @@ static auth_api_s_t auth_api;
 static int have_auth_api = 0;
 
 static stat_var *st[8];
+/* why authentications failed: only here and in the log, never in the answer (the edge
+ * answers both alike, so that nobody can list the accounts of the network) */
+static stat_var *st_wrong_password, *st_unknown_user;
 static stat_export_t mod_stats[] = {
 	{"requests", 0, &st[IMPS_AAA_ST_REQUESTS]},
 	{"accepts", 0, &st[IMPS_AAA_ST_ACCEPTS]},
@@ -114,6 +117,8 @@ static stat_export_t mod_stats[] = {
 	{"cache_hits", 0, &st[IMPS_AAA_ST_CACHE_HITS]},
 	{"cache_misses", 0, &st[IMPS_AAA_ST_CACHE_MISSES]},
 	{"forged_replies", 0, &st[IMPS_AAA_ST_FORGED]},
+	{"auth_wrong_password", 0, &st_wrong_password},
+	{"auth_unknown_user", 0, &st_unknown_user},
 	{0, 0, 0}
 };
 
@@ -435,6 +440,10 @@ static void set_auth_xavp(int rc, imps_aaa_str_t verified)
 	const char *at;
 
 	set_result_xavp(NULL, rc);
+	if(rc == -2 && st_wrong_password)
+		update_stat(st_wrong_password, 1);
+	if(rc == -3 && st_unknown_user)
+		update_stat(st_unknown_user, 1);
 	if(rc != 1 || verified.s == NULL || verified.len == 0)
 		return;
 	root.s = reply_xavp;

@@ -44,12 +44,40 @@ def test_register_needs_the_right_password(clean_net):
     net = clean_net
     r = send(net, "alice", "REGISTER", ruri="sip:a.example")
     assert r.status == 401 and r.header("www-authenticate").startswith("Digest realm=\"a.example\"")
+    wrong0, unknown0 = edge_stat(net, "auth_wrong_password"), edge_stat(net, "auth_unknown_user")
     r = send(net, "alice", "REGISTER", "wrong-secret", ruri="sip:a.example")
-    assert r.status == 403 and r.reason == "Forbidden (wrong password)"
+    assert r.status == 403 and r.reason == "Forbidden (authentication failed)"
     r = send(net, "mallory", "REGISTER", "x", ruri="sip:a.example")
-    assert r.status == 403 and r.reason == "Forbidden (unknown user)"
+    assert r.status == 403 and r.reason == "Forbidden (authentication failed)"
+    # the answer does not tell them apart; the counters and the log do
+    assert edge_stat(net, "auth_wrong_password") == wrong0 + 1
+    assert edge_stat(net, "auth_unknown_user") == unknown0 + 1
+    assert "failed: wrong password" in net.edge.log_text()
+    assert "failed: unknown user" in net.edge.log_text()
     r = send(net, "alice", "REGISTER", "alice-secret", ruri="sip:a.example")
     assert r.status == 200
+
+
+def edge_stat(net, name):
+    out = net.edge.rpc("stats.get_statistics", "imps_aaa:")
+    return int(re.search(rf"imps_aaa:{name} = (\d+)", out).group(1))
+
+
+def test_wrong_password_and_unknown_user_look_alike(clean_net):
+    # no account enumeration (sipvicious' svcrack/svwar): the same status line and reason,
+    # and the same time within noise
+    net = clean_net
+    times = {"alice": [], "nobody": []}
+    answers = set()
+    for _ in range(15):
+        for user in times:
+            t0 = time.perf_counter()
+            r = send(net, user, "REGISTER", "not-the-password", ruri="sip:a.example")
+            times[user].append(time.perf_counter() - t0)
+            answers.add(r.first)
+    assert answers == {"SIP/2.0 403 Forbidden (authentication failed)"}, answers
+    med = {u: sorted(t)[len(t) // 2] * 1000 for u, t in times.items()}
+    assert abs(med["alice"] - med["nobody"]) < 5, med
 
 
 def test_other_requests_get_407_and_identity_is_asserted(clean_net):

@@ -62,7 +62,7 @@ def test_message_wrong_password_and_carol_entitled(clean_net):
     registered(net, "bob")
     mallory = phone(net, "alice", password="wrong")
     r = mallory.message(f"sip:bob@{D}", "x")
-    assert r.status == 403 and r.reason == "Forbidden (wrong password)"
+    assert r.status == 403 and r.reason == "Forbidden (authentication failed)"
     r = phone(net, "carol").message(f"sip:bob@{D}", "from carol")
     assert r.status == 200, "carol is entitled to message"
 
