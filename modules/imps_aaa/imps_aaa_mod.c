@@ -613,7 +613,8 @@ static async_task_t *task_new(int kind, int route, str *cbname, str *realm, hdr_
 	return at;
 }
 
-/* Suspends the request's transaction (creating it if needed) and queues the task. 0 queued;
+/* Suspends the request's transaction (creating it if needed) and queues the task. 0 queued,
+ * or nothing to do (a retransmission tm took care of: the script stops as if suspended);
  * -1 not (the caller answers "AAA unavailable" at once). */
 static int task_submit(struct sip_msg *msg, async_task_t *at)
 {
@@ -635,11 +636,15 @@ static int task_submit(struct sip_msg *msg, async_task_t *at)
 	}
 	tc = tmb.t_gett();
 	if(tc == NULL || tc == T_UNDEFINED) {
-		if(tmb.t_newtran(msg) < 0) {
+		if(tmb.t_newtran(msg) <= 0) {
 			LM_ERR("cannot create the transaction\n");
 			shm_free(at);
 			return -1;
 		}
+	} else if(tc->flags & T_ASYNC_SUSPENDED) {
+		LM_DBG("transaction already suspended for the HAAA\n");
+		shm_free(at);
+		return 0;
 	}
 	if(tmb.t_suspend(msg, &t->tindex, &t->tlabel) < 0) {
 		LM_ERR("cannot suspend the transaction\n");
@@ -749,6 +754,29 @@ static int resume_cb(struct sip_msg *msg, unsigned int flags, void *param)
 	return 1;
 }
 
+/* The request's transaction, made here when the script has none: 1 go on; 0 the request is
+ * a retransmission of one whose transaction exists (its RADIUS exchange perhaps under way):
+ * tm has answered it again or absorbed it, and it must be neither answered nor asked about
+ * a second time (a second suspension would also resume twice); -1 error. With a
+ * transaction, the answers known at once are stateful too (send_reply). */
+static int own_transaction(struct sip_msg *msg)
+{
+	struct cell *t;
+	int rc;
+
+	if(!have_tm)
+		return 1;
+	t = tmb.t_gett();
+	if(t != NULL && t != T_UNDEFINED)
+		return 1;
+	rc = tmb.t_newtran(msg);
+	if(rc == 0)
+		LM_DBG("retransmission absorbed: not asked about again\n");
+	else if(rc < 0)
+		LM_ERR("cannot create the transaction\n");
+	return rc > 0 ? 1 : rc == 0 ? 0 : -1;
+}
+
 /* realm, route: the route's index in main_rt (fixup_async) */
 static int authenticate_async(struct sip_msg *msg, str *realm, int route, str *cbname)
 {
@@ -758,6 +786,13 @@ static int authenticate_async(struct sip_msg *msg, str *realm, int route, str *c
 	async_task_t *at;
 	int rc;
 
+	rc = own_transaction(msg);
+	if(rc == 0)
+		return 0;
+	if(rc < 0) {
+		set_auth_xavp(-6, (imps_aaa_str_t){NULL, 0});
+		return -6;
+	}
 	rc = auth_begin(msg, realm, &hftype, &h, &d);
 	if(rc == 0) {
 		if(!imps_aaa_auth_available()) {
@@ -783,7 +818,15 @@ static int authorize_async(
 	str user;
 	imps_aaa_decision_t d;
 	async_task_t *at;
+	int rc = own_transaction(msg);
 
+	if(rc == 0)
+		return 0;
+	if(rc < 0) {
+		d.result = -2;
+		set_result_xavp(&d, -2);
+		return -2;
+	}
 	if(who != NULL) {
 		user = *who;
 		if(user.len <= 0) {

@@ -13,8 +13,11 @@ import time
 
 import pytest
 
+import imps_net
 import sipp
 import sipua
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 RATE, SECONDS = 50, 10  # authenticated REGISTER/s at the edge, for how long
 BOUND_MS = 50           # what any other request may take meanwhile
@@ -141,3 +144,77 @@ def test_other_requests_flow_with_every_haaa_down(edge_short_dead_time, down):
     # each within the RADIUS budget (1 s) and the queue in front of the async workers
     assert len(reg) == RATE * SECONDS
     assert reg[-1] < 1500, reg[-10:]
+
+
+def test_retransmission_while_suspended_is_absorbed(clean_net):
+    """A REGISTER retransmitted while its RADIUS exchange is under way (a silent HAAA), in a
+    script that calls imps_aaa_authenticate_async() without t_check_trans() first: tm
+    answers the copies, the transaction is suspended once, the HAAA asked once, and the one
+    answer is the script's, after the budget."""
+    import socket
+    import struct
+    import threading
+
+    net = clean_net
+    secret = net.plan["IMPS_RADIUS_SECRET"]
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.settimeout(0.2)
+    asked = []  # (identifier, request authenticator) of every Access-Request
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            try:
+                data, _ = silent.recvfrom(4096)
+            except socket.timeout:
+                continue
+            code, ident, _ = struct.unpack("!BBH", data[:4])
+            if code == 1:
+                asked.append((ident, data[4:20]))
+
+    t = threading.Thread(target=listen, daemon=True)
+    t.start()
+    port = 5099
+    kam = imps_net.Kamailio("aaa-async", "aaa-async", ("127.0.0.1", port), net.workdir,
+                            {"AAA_ASYNC_PORT": port,
+                             "AAA_AUTH_SERVERS": f'"127.0.0.1:{silent.getsockname()[1]}:{secret}"'},
+                            cfg=os.path.join(HERE, "aaa", "aaa-async-test.cfg"))
+    kam.start()
+    try:
+        ua = net.ua("alice")
+        dest = ("127.0.0.1", port)
+
+        def register(cseq, extra=()):
+            return "\r\n".join([
+                "REGISTER sip:a.example SIP/2.0",
+                f"Via: SIP/2.0/UDP {ua.ip}:{ua.port};rport;branch=z9hG4bK-aaa-{cseq}",
+                "Max-Forwards: 70", "From: <sip:alice@a.example>;tag=k1",
+                "To: <sip:alice@a.example>", "Call-ID: aaa-retrans@test", f"CSeq: {cseq} REGISTER",
+                f"Contact: <{ua.contact}>", "Expires: 600", *extra, "Content-Length: 0", "", ""])
+
+        r = ua.request(register(1), dest)
+        assert r.status == 401
+        cred = sipua.digest_header(r.header("www-authenticate"), "alice", "alice-secret",
+                                   "REGISTER", "sip:a.example", "Authorization")
+        msg = register(2, [cred])
+        for _ in range(4):  # the request and three retransmissions, 0.2 s apart
+            ua.send_raw(msg, dest)
+            time.sleep(0.2)
+        deadline = time.time() + 5
+        final = None
+        while final is None and time.time() < deadline:
+            try:
+                m = ua.responses.get(timeout=0.2)
+            except Exception:
+                continue
+            if "z9hG4bK-aaa-2" in (m.header("via") or "") and m.status >= 200:
+                final = m
+        assert final is not None and final.status == 500 and final.reason == "AAA result -5", final
+        time.sleep(0.5)
+        assert len(set(asked)) == 1, f"the HAAA was asked {len(set(asked))} times: {asked}"
+    finally:
+        kam.stop()
+        stop.set()
+        t.join()
+        silent.close()

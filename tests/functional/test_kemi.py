@@ -89,3 +89,4 @@ def test_kemi_presence(clean_net):
     finally:
         lua.stop()
         net.ps.start()
+
