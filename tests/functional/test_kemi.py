@@ -89,4 +89,3 @@ def test_kemi_presence(clean_net):
     finally:
         lua.stop()
         net.ps.start()
-
