@@ -528,7 +528,7 @@ static aaa_pending_t *pending = NULL;
 static size_t task_strings(str *realm, imps_aaa_digest_t *d, str *identity, str *service,
 		str *cbname)
 {
-	size_t n = 0;
+	size_t n = 16; /* a NUL after each of the (at most 15) strings */
 	if(realm)
 		n += realm->len;
 	if(d)
@@ -541,13 +541,17 @@ static size_t task_strings(str *realm, imps_aaa_digest_t *d, str *identity, str 
 	return n;
 }
 
+/* copies s (len bytes) to p and ends it with a NUL, which the length does not count: the
+ * KEMI engines take a callback name as a C string (app_lua ran "ksr_donea.example..." when
+ * the strings were packed without one) */
 static char *put(char *p, const char *s, size_t len, const char **dst, size_t *dlen)
 {
 	if(len)
 		memcpy(p, s, len);
+	p[len] = '\0';
 	*dst = p;
 	*dlen = len;
-	return p + len;
+	return p + len + 1;
 }
 
 static char *put_str(char *p, str *s, str *dst)
