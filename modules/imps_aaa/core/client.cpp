@@ -194,10 +194,18 @@ int Client::probe_due()
 		}
 		if (probe(s, Clock::now() + std::chrono::milliseconds(cfg_.timeout_ms))) {
 			s.dead = false;
+			s.status_server_seen = true;
 			// unless another process marked it dead again meanwhile
 			if (shared) shared->compare_exchange_strong(until, 0, std::memory_order_relaxed);
 			IMPS_INFO("RADIUS server %s:%u answered Status-Server: back", s.cfg.host.c_str(), s.cfg.port);
 			++back;
+		} else if (!s.status_server_seen) {
+			// perhaps it does not implement Status-Server: the next real request tries it (and
+			// holds it down again if it does not answer that either)
+			s.dead = false;
+			if (shared) shared->compare_exchange_strong(until, 0, std::memory_order_relaxed);
+			IMPS_INFO("RADIUS server %s:%u did not answer Status-Server (it may not implement "
+			          "RFC 5997): the next request tries it", s.cfg.host.c_str(), s.cfg.port);
 		} else {
 			s.dead = true;
 			s.dead_until = Clock::now() + std::chrono::seconds(cfg_.dead_time_s);
@@ -235,11 +243,14 @@ Result Client::send(Packet request)
 		}
 		if (s.dead) {
 			if (Clock::now() < s.dead_until) continue;
-			if (!probe(s, deadline)) {  // Status-Server (RFC 5997) before real traffic
+			if (probe(s, deadline)) {  // Status-Server (RFC 5997) before real traffic
+				s.status_server_seen = true;
+			} else if (s.status_server_seen) {
 				s.dead_until = Clock::now() + std::chrono::seconds(cfg_.dead_time_s);
 				if (shared) shared->store(epoch_ms() + cfg_.dead_time_s * 1000LL, std::memory_order_relaxed);
 				continue;
 			}
+			// back, or not known to implement Status-Server: this request tries it
 			s.dead = false;
 			if (shared) shared->store(0, std::memory_order_relaxed);
 			IMPS_INFO("RADIUS server %s:%u is back", s.cfg.host.c_str(), s.cfg.port);

@@ -42,6 +42,11 @@ struct ServerState {
 	ServerConfig cfg;
 	bool dead = false;
 	std::chrono::steady_clock::time_point dead_until{};
+	// it answered a Status-Server once: it implements RFC 5997, so a probe it leaves
+	// unanswered means it is still down. Until then an unanswered probe proves nothing (RFC
+	// 5997 section 3: a server without it discards the packet), and after its hold-down the
+	// server is given the next real request instead.
+	bool status_server_seen = false;
 	uint64_t requests = 0, responses = 0, timeouts = 0, dropped = 0, failovers = 0;
 	double rtt_ms = 0;  // smoothed round-trip time
 	std::string last_error;

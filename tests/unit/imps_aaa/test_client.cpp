@@ -353,3 +353,44 @@ TEST(RadiusClient, BackgroundProbeKeepsProbingOutOfRequests)
 	EXPECT_TRUE(worker.any_available());
 	EXPECT_EQ(worker.send(authorize("a", "register")).outcome, Outcome::Accept);
 }
+
+TEST(RadiusClient, ServerWithoutStatusServerIsTriedAgainAfterTheHoldDown)
+{
+	// a HAAA that never answers Status-Server (RFC 5997 is optional; it discards them) used
+	// to stay held down for good once it had been dead: after dead_time the next real request
+	// now tries it
+	std::atomic<bool> up{false};
+	std::atomic<int> status_seen{0};
+	Responder r([&](const std::string &req) -> std::vector<std::string> {
+		auto p = decode(req);
+		if (p->code == kStatusServer) {
+			++status_seen;
+			return {};
+		}
+		if (!up) return {};
+		return {accept_for(req, "s")};
+	});
+	for (bool background : {true, false}) {
+		up = false;
+		std::atomic<int64_t> shared[1];
+		shared[0] = 0;
+		ClientConfig cfg = one(r.port);
+		cfg.dead_time_s = 1;
+		cfg.retries = 0;
+		cfg.shared_dead_until = shared;
+		cfg.background_probe = background;
+		Client worker(cfg), prober(cfg);
+		EXPECT_EQ(worker.send(authorize("a", "register")).outcome, Outcome::Unavailable);
+		EXPECT_FALSE(worker.any_available());
+		up = true;
+		std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+		int probes = status_seen.load();
+		if (background) {
+			EXPECT_EQ(prober.probe_due(), 0);  // no answer to the probe...
+			EXPECT_EQ(status_seen.load(), probes + 1);
+			EXPECT_EQ(shared[0].load(), 0);  // ...but no longer held down
+		}
+		EXPECT_EQ(worker.send(authorize("a", "register")).outcome, Outcome::Accept) << background;
+		EXPECT_FALSE(worker.servers()[0].dead);
+	}
+}
