@@ -98,7 +98,8 @@ const Attribute *Packet::find(uint8_t type) const
 const Attribute *Packet::find_vsa(uint32_t vendor, uint8_t vtype) const
 {
 	for (const auto &a : attrs)
-		if (a.type == kVendorSpecific && a.vendor == vendor && a.vtype == vtype) return &a;
+		if (a.type == kVendorSpecific && !a.opaque && a.vendor == vendor && a.vtype == vtype)
+			return &a;
 	return nullptr;
 }
 
@@ -111,7 +112,13 @@ std::string encode(const Packet &p)
 	w.append(2, '\0');  // Length, set below
 	w.append(as_sv(p.authenticator));
 	for (const auto &a : p.attrs) {
-		if (a.type == kVendorSpecific && a.vendor != 0) {
+		if (a.type == kVendorSpecific && a.opaque) {
+			if (a.value.size() > 255 - 2 - 4) throw std::length_error("RADIUS VSA too long");
+			w += static_cast<char>(kVendorSpecific);
+			w += static_cast<char>(2 + 4 + a.value.size());
+			w += be32(a.vendor);
+			w += a.value;
+		} else if (a.type == kVendorSpecific && a.vendor != 0) {
 			if (a.value.size() > 255 - 2 - 4 - 2) throw std::length_error("RADIUS VSA too long");
 			w += static_cast<char>(kVendorSpecific);
 			w += static_cast<char>(2 + 4 + 2 + a.value.size());
@@ -166,24 +173,25 @@ std::optional<Packet> decode(std::string_view b, std::string *why)
 		if (t == kVendorSpecific && v.size() >= 4) {
 			uint32_t vendor = (uint32_t(uint8_t(v[0])) << 24) | (uint32_t(uint8_t(v[1])) << 16)
 					| (uint32_t(uint8_t(v[2])) << 8) | uint8_t(v[3]);
+			// RFC 2865 5.26 sub-attributes if the data parses as such, else one opaque
+			// attribute: a vendor format of its own is not a malformed (forged) packet
+			std::vector<Attribute> subs;
 			size_t j = 4;
-			if (j == v.size()) {
-				set_why(why, "vendor-specific attribute without sub-attributes");
-				return std::nullopt;
-			}
-			while (j < v.size()) {
-				if (j + 2 > v.size()) {
-					set_why(why, "truncated vendor sub-attribute");
-					return std::nullopt;
-				}
-				uint8_t vt = static_cast<uint8_t>(v[j]), vl = static_cast<uint8_t>(v[j + 1]);
+			bool tlv = j < v.size();
+			while (tlv && j < v.size()) {
+				uint8_t vt = static_cast<uint8_t>(v[j]);
+				uint8_t vl = j + 1 < v.size() ? static_cast<uint8_t>(v[j + 1]) : 0;
 				if (vl < 2 || j + vl > v.size()) {
-					set_why(why, "vendor sub-attribute length out of range");
-					return std::nullopt;
+					tlv = false;
+					break;
 				}
-				p.attrs.push_back({kVendorSpecific, vendor, vt, std::string(v.substr(j + 2, vl - 2))});
+				subs.push_back({kVendorSpecific, vendor, vt, std::string(v.substr(j + 2, vl - 2))});
 				j += vl;
 			}
+			if (tlv)
+				p.attrs.insert(p.attrs.end(), subs.begin(), subs.end());
+			else
+				p.attrs.push_back({kVendorSpecific, vendor, 0, std::string(v.substr(4)), true});
 		} else if (t == kVendorSpecific) {
 			set_why(why, "vendor-specific attribute shorter than a vendor id");
 			return std::nullopt;

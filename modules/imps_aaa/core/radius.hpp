@@ -61,6 +61,10 @@ struct Attribute {
 	uint32_t vendor = 0;  // non-zero: a vendor-specific sub-attribute of type 26
 	uint8_t vtype = 0;
 	std::string value;
+	// a Vendor-Specific attribute whose data is not in RFC 2865's sub-attribute format
+	// (section 5.26 only recommends it; some vendors use their own): value is the data
+	// after the Vendor-Id, kept as it came, vtype unused
+	bool opaque = false;
 };
 
 struct Packet {

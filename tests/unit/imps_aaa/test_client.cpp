@@ -394,3 +394,26 @@ TEST(RadiusClient, ServerWithoutStatusServerIsTriedAgainAfterTheHoldDown)
 		EXPECT_FALSE(worker.servers()[0].dead);
 	}
 }
+
+TEST(RadiusClient, ReplyWithAVendorFormatOfItsOwnIsAccepted)
+{
+	// a right Access-Accept carrying a Vendor-Specific attribute that is not in RFC 2865's
+	// sub-attribute format (here 9 = Cisco with a lone octet): accepted, not counted forged
+	Responder r([&](const std::string &req) -> std::vector<std::string> {
+		auto p = decode(req);
+		Packet resp;
+		resp.code = kAccessAccept;
+		resp.id = p->id;
+		Attribute odd;
+		odd.type = kVendorSpecific;
+		odd.vendor = 9;
+		odd.value = std::string(1, '\x01');
+		odd.opaque = true;
+		resp.attrs.push_back(odd);
+		return {sign_response(resp, p->authenticator, "s", true)};
+	});
+	Client c(one(r.port));
+	auto res = c.send(authorize("a", "register"));
+	EXPECT_EQ(res.outcome, Outcome::Accept) << res.error;
+	EXPECT_EQ(c.servers()[0].dropped, 0u);
+}

@@ -210,10 +210,6 @@ TEST(RadiusDecode, VendorSpecificBounds)
 	std::string w = encode(p);
 	std::string why;
 	ASSERT_TRUE(decode(w, &why)) << why;
-	std::string bad = w;
-	bad[20 + 2 + 4 + 1] = 50;  // sub-attribute length past the VSA
-	EXPECT_FALSE(decode(bad, &why));
-	EXPECT_EQ(why, "vendor sub-attribute length out of range");
 	std::string shortv = unhex("02 01 00 17 00000000000000000000000000000000 1a 03 00");
 	EXPECT_FALSE(decode(shortv, &why));
 	EXPECT_EQ(why, "vendor-specific attribute shorter than a vendor id");
@@ -235,4 +231,35 @@ TEST(RadiusDigest, DigestAttributesLayout)
 {
 	EXPECT_EQ(digest_attribute(kDigRealm, "a.example"), std::string("\x01\x0b", 2) + "a.example");
 	EXPECT_THROW(digest_attribute(kDigUri, std::string(252, 'u')), std::length_error);
+}
+
+TEST(RadiusDecode, VendorDataNotInSubAttributeFormatIsKeptOpaque)
+{
+	// RFC 2865 5.26 only recommends the sub-attribute format: a vendor's own layout (here a
+	// length that does not fit, a lone octet, no data at all) is kept as it came, not taken
+	// for a malformed or forged reply
+	Packet p;
+	p.code = kAccessAccept;
+	p.add_vsa(kImpsVendorId, kImpsService, "subscribe");
+	std::string w = encode(p);
+	std::string odd = w;
+	odd[20 + 2 + 4 + 1] = 50;  // not a sub-attribute length
+	for (const std::string &pkt :
+			{odd, unhex("02 01 00 1b 00000000000000000000000000000000 1a 07 00000009 ab"),
+					unhex("02 01 00 1a 00000000000000000000000000000000 1a 06 00000009")}) {
+		std::string why;
+		auto d = decode(pkt, &why);
+		ASSERT_TRUE(d) << why;
+		ASSERT_EQ(d->attrs.size(), 1u);
+		const Attribute &a = d->attrs[0];
+		EXPECT_TRUE(a.opaque);
+		EXPECT_EQ(a.type, kVendorSpecific);
+		EXPECT_EQ(a.value, pkt.substr(20 + 2 + 4));
+		EXPECT_EQ(d->find_vsa(a.vendor, kImpsService), nullptr);  // nothing read into it
+		EXPECT_EQ(encode(*d), pkt);  // and written back as it came
+	}
+	auto good = decode(w);
+	ASSERT_TRUE(good);
+	EXPECT_FALSE(good->attrs[0].opaque);
+	EXPECT_EQ(good->find_vsa(kImpsVendorId, kImpsService)->value, "subscribe");
 }
