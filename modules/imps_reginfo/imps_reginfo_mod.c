@@ -6,6 +6,7 @@
  * core/, reached through imps_reginfo_capi.h.
  */
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -66,6 +67,13 @@ static char *usrloc_domain = "location";
 static char *contact_uri = "";
 static int timer_interval = 1;
 static int notify_timeout_action = 1; /* 1: remove the subscription on 408, 0: keep it */
+
+/* The registrar's own rule for the AoR of a URI (its extract_aor(): the user part unescaped,
+ * the domain only with use_domain, realm_prefix stripped, lower case unless case_sensitive),
+ * so that a watcher is keyed exactly as usrloc keys the bindings; NULL without registrar. */
+typedef int (*registrar_extract_aor_f)(str *uri, str *aor, struct sip_uri *puri);
+static registrar_extract_aor_f registrar_extract_aor = NULL;
+static int aor_of(str uri, struct sip_uri *parsed, char *buf, int size);
 
 static tm_api_t tmb;
 static sl_api_t slb;
@@ -566,8 +574,8 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 			return reject(msg, 400, "Bad Request (Request-URI has no AoR)");
 		if(parse_uri(to->uri.s, to->uri.len, &to_uri) < 0 || to_uri.host.len <= 0)
 			return reject(msg, 400, "Bad Request (malformed To URI)");
-		if((n = imps_identity_of(ru, aor, sizeof(aor))) < 0)
-			return reject(msg, 400, "Bad Request (Request-URI too long)");
+		if((n = aor_of(*GET_RURI(msg), ru, aor, sizeof(aor))) < 0)
+			return reject(msg, 400, "Bad Request (Request-URI is no AoR of this registrar)");
 		req.aor.s = aor;
 		req.aor.len = n;
 		if(slb.get_reply_totag(msg, &totag) < 0 || totag.len <= 0) {
@@ -583,9 +591,9 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 		to_body_t *pai = ((p_id_body_t *)msg->pai->parsed)->id;
 		if(parse_uri(pai->uri.s, pai->uri.len, &pai_uri) < 0)
 			return reject(msg, 400, "Bad Request (malformed P-Asserted-Identity)");
-		n = imps_identity_of(&pai_uri, watcher, sizeof(watcher));
+		n = aor_of(pai->uri, &pai_uri, watcher, sizeof(watcher));
 	} else {
-		n = imps_identity_of(&from_uri, watcher, sizeof(watcher));
+		n = aor_of(get_from(msg)->uri, &from_uri, watcher, sizeof(watcher));
 	}
 	if(n < 0)
 		return reject(msg, 400, "Bad Request (watcher URI too long)");
@@ -805,10 +813,31 @@ static void expiry_timer(unsigned int ticks, void *param)
 	imps_reginfo_expire((long long)time(NULL));
 }
 
+/* The AoR of uri as the registrar keys it (see registrar_extract_aor), in buf; without the
+ * registrar, user@host with the host in lower case. Its length, -1 if it does not fit or
+ * the registrar refuses the URI. */
+static int aor_of(str uri, struct sip_uri *parsed, char *buf, int size)
+{
+	str a;
+	if(registrar_extract_aor == NULL)
+		return imps_identity_of(parsed, buf, size);
+	if(registrar_extract_aor(&uri, &a, NULL) < 0 || a.len >= size)
+		return -1;
+	memcpy(buf, a.s, a.len);
+	buf[a.len] = '\0';
+	return a.len;
+}
+
 static int mod_init(void)
 {
 	bind_usrloc_t bind_usrloc;
+	sr_module_t *registrar = find_module_by_name("registrar");
 
+	if(registrar && registrar->handle)
+		registrar_extract_aor = (registrar_extract_aor_f)dlsym(registrar->handle, "extract_aor");
+	if(registrar_extract_aor == NULL)
+		LM_WARN("no registrar's extract_aor(): AoRs are taken as user@host, host in lower "
+				"case, which may differ from how usrloc keys them\n");
 	if(strcmp(notify_state, "full") != 0 && strcmp(notify_state, "partial") != 0) {
 		LM_ERR("notify_state must be 'full' or 'partial'\n");
 		return -1;

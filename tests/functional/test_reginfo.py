@@ -497,3 +497,23 @@ def test_event_id_is_echoed_in_every_notify(clean_net):
     n = ua.wait_request("NOTIFY")
     assert n.header("event") == "reg;id=42"
     assert reginfo_check.parse(n.body)["version"] == 1
+
+
+@pytest.mark.parametrize("target", ["sip:Alice@A.EXAMPLE", "sip:%61lice@a.example"])
+def test_watcher_is_keyed_as_the_registrar_keys_the_aor(clean_net, target):
+    # usrloc keys alice's bindings by the registrar's rule (user unescaped, lower case); a
+    # watcher of the same AoR written otherwise must be notified of them
+    net = clean_net
+    ua = net.ua("alice")
+    s = sipua.Subscription(ua, target)
+    assert s.subscribe(600).status == 200
+    n = ua.wait_request("NOTIFY")
+    doc = reginfo_check.parse(n.body)
+    assert doc["registrations"][0]["aor"] == "sip:alice@a.example"
+    assert doc["registrations"][0]["contacts"] == []
+    phone = UE(net, "alice")
+    phone.register(600)
+    n = ua.wait_request("NOTIFY")
+    g = reg(reginfo_check.parse(n.body))
+    assert g["state"] == "active" and [c["uri"] for c in g["contacts"]] == [phone.uri]
+    assert f"alice@{net.domain}" in net.hsp.rpc("imps_reginfo.list")
