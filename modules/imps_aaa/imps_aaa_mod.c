@@ -37,6 +37,7 @@
 #include "modules/tm/tm_load.h"
 
 #include "common/shim/imps_log.h"
+#include "common/shim/imps_sip.h"
 #include "imps_aaa/imps_aaa_capi.h"
 #include "imps_aaa/imps_aaa_api.h"
 
@@ -48,6 +49,9 @@ static void mod_destroy(void);
 
 /* parameters */
 static char *auth_servers = "";
+/* the peers whose P-Asserted-Identity is the identity authorized (else From) */
+static char *trusted_peers = "";
+static imps_trusted_peers_t trusted;
 static char *acct_servers = "";
 static int timeout = 300;   /* ms per try */
 static int retries = 1;     /* tries after the first, per server */
@@ -155,6 +159,7 @@ static cmd_export_t cmds[] = {
 
 static param_export_t params[] = {
 	{"auth_servers", PARAM_STRING, &auth_servers},
+	{"trusted_peers", PARAM_STRING, &trusted_peers},
 	{"acct_servers", PARAM_STRING, &acct_servers},
 	{"timeout", PARAM_INT, &timeout},
 	{"retries", PARAM_INT, &retries},
@@ -354,25 +359,15 @@ static int w_authenticate(struct sip_msg *msg, char *realm, char *p2)
 
 /* ---- authorization ----------------------------------------------------------------------- */
 
-/* The identity a request is authorized for: the user of P-Asserted-Identity (the edge proxy
- * removes it from UEs' requests and asserts the authenticated one), else of From. */
+/* The identity a request is authorized for: the user of P-Asserted-Identity when it came
+ * from a trusted peer (trusted_peers: the edge proxy at the HSP, the HSP at the presence
+ * server), else of From. */
 static int identity_of(struct sip_msg *msg, str *user)
 {
 	struct sip_uri u;
-	to_body_t *pai;
-	str uri = {0, 0};
+	str uri;
 
-	if(parse_pai_header(msg) == 0 && msg->pai && msg->pai->parsed) {
-		pai = ((p_id_body_t *)msg->pai->parsed)->id;
-		if(pai)
-			uri = pai->uri;
-	}
-	if(uri.len == 0) {
-		if(parse_from_header(msg) < 0)
-			return -1;
-		uri = get_from(msg)->uri;
-	}
-	if(parse_uri(uri.s, uri.len, &u) < 0 || u.user.len <= 0)
+	if(imps_requester_uri(msg, &trusted, &uri, &u) < 0 || u.user.len <= 0)
 		return -1;
 	*user = u.user;
 	return 0;
@@ -1200,6 +1195,9 @@ static void rpc_stats(rpc_t *rpc, void *ctx)
 static int mod_init(void)
 {
 	bind_auth_s_t bind_auth;
+
+	if(imps_parse_trusted_peers(trusted_peers, &trusted) < 0)
+		return -1;
 
 	if(auth_servers == NULL || *auth_servers == '\0') {
 		LM_ERR("auth_servers is empty: \"ip:port:secret;...\" expected\n");

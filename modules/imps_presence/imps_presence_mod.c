@@ -100,13 +100,8 @@ static str col_watcher = str_init("watcher");
 static str col_action = str_init("action");
 
 /* trusted peers: "ip" or "ip:port" */
-#define MAX_TRUSTED 16
-static struct
-{
-	ip_addr_t ip;
-	unsigned short port; /* 0: any */
-} trusted[MAX_TRUSTED];
-static int ntrusted = 0;
+/* trusted_peers, parsed: the HSP, whose asserted identities are believed */
+static imps_trusted_peers_t trusted;
 
 /* statistics */
 static stat_var *st_pubs = NULL;
@@ -291,68 +286,19 @@ static void unlock_cb(imps_pstr_t p)
 		lock_set_release(locks, core_hash(&s, 0, nlocks));
 }
 
-static int parse_trusted(void)
-{
-	char buf[1024], *tok, *save = NULL, *colon;
-	struct ip_addr *ip;
-	str host;
-	snprintf(buf, sizeof(buf), "%s", trusted_peers);
-	for(tok = strtok_r(buf, " ,;", &save); tok; tok = strtok_r(NULL, " ,;", &save)) {
-		if(ntrusted == MAX_TRUSTED) {
-			LM_ERR("more than %d trusted peers\n", MAX_TRUSTED);
-			return -1;
-		}
-		trusted[ntrusted].port = 0;
-		colon = strrchr(tok, ':');
-		if(colon && strchr(tok, ':') == colon) { /* ipv4:port */
-			*colon = '\0';
-			trusted[ntrusted].port = (unsigned short)atoi(colon + 1);
-		}
-		host.s = tok;
-		host.len = strlen(tok);
-		if(host.len > 2 && host.s[0] == '[') {
-			host.s++;
-			host.len -= 2;
-		}
-		ip = str2ip(&host);
-		if(ip == NULL)
-			ip = str2ip6(&host);
-		if(ip == NULL) {
-			LM_ERR("trusted peer '%s' is not an IP address\n", tok);
-			return -1;
-		}
-		trusted[ntrusted].ip = *ip;
-		ntrusted++;
-	}
-	return 0;
-}
-
 static int from_trusted(struct sip_msg *msg)
 {
-	int i;
-	for(i = 0; i < ntrusted; i++) {
-		if(ip_addr_cmp(&msg->rcv.src_ip, &trusted[i].ip)
-				&& (trusted[i].port == 0 || trusted[i].port == msg->rcv.src_port))
-			return 1;
-	}
-	return 0;
+	return imps_from_trusted_peer(msg, &trusted);
 }
 
 /* the identity of the sender: P-Asserted-Identity from a trusted peer, else From */
 static int sender_identity(struct sip_msg *msg, char *buf, int size)
 {
 	struct sip_uri u;
-	to_body_t *from;
-	if(from_trusted(msg) && parse_pai_header(msg) == 0 && msg->pai && msg->pai->parsed
-			&& ((p_id_body_t *)msg->pai->parsed)->id) {
-		to_body_t *pai = ((p_id_body_t *)msg->pai->parsed)->id;
-		if(parse_uri(pai->uri.s, pai->uri.len, &u) < 0)
-			return -2;
-		return imps_identity_of(&u, buf, size);
-	}
-	if(parse_from_header(msg) < 0 || (from = get_from(msg)) == NULL
-			|| parse_uri(from->uri.s, from->uri.len, &u) < 0)
-		return -3;
+	str uri;
+	int rc = imps_requester_uri(msg, &trusted, &uri, &u);
+	if(rc < 0)
+		return rc == -2 ? -2 : -3;
 	return imps_identity_of(&u, buf, size);
 }
 
@@ -1278,7 +1224,7 @@ static int mod_init(void)
 		LM_ERR("default_action must be allow, block, polite-block or confirm\n");
 		return -1;
 	}
-	if(parse_trusted() < 0)
+	if(imps_parse_trusted_peers(trusted_peers, &trusted) < 0)
 		return -1;
 	if(account_subscriptions) {
 		bind_imps_aaa_f bind = (bind_imps_aaa_f)find_export("bind_imps_aaa", 0, 0);

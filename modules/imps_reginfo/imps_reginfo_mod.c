@@ -63,6 +63,10 @@ static int max_expires = 3600;
 static int default_expires = 3600;
 static char *notify_state = "full";
 static char *trusted_watchers = "";
+/* the peers whose P-Asserted-Identity names the watcher (the edge proxy); anyone else is
+ * the From URI */
+static char *trusted_peers = "";
+static imps_trusted_peers_t trusted;
 static char *usrloc_domain = "location";
 static char *contact_uri = "";
 static int timer_interval = 1;
@@ -122,6 +126,7 @@ static param_export_t params[] = {
 	{"default_expires", PARAM_INT, &default_expires},
 	{"notify_state", PARAM_STRING, &notify_state},
 	{"trusted_watchers", PARAM_STRING, &trusted_watchers},
+	{"trusted_peers", PARAM_STRING, &trusted_peers},
 	{"usrloc_domain", PARAM_STRING, &usrloc_domain},
 	{"contact", PARAM_STRING, &contact_uri},
 	{"timer_interval", PARAM_INT, &timer_interval},
@@ -583,17 +588,16 @@ static int ki_handle_subscribe(struct sip_msg *msg)
 			return reject(msg, 500, "Server Internal Error");
 		}
 	}
-	/* the watcher: the identity asserted by a trusted hop (the script removes
-	 * P-Asserted-Identity from anyone else), else the From URI */
-	if(parse_pai_header(msg) == 0 && msg->pai && msg->pai->parsed
-			&& ((p_id_body_t *)msg->pai->parsed)->id) {
-		struct sip_uri pai_uri;
-		to_body_t *pai = ((p_id_body_t *)msg->pai->parsed)->id;
-		if(parse_uri(pai->uri.s, pai->uri.len, &pai_uri) < 0)
+	/* the watcher: P-Asserted-Identity from a trusted peer (trusted_peers), else From */
+	{
+		struct sip_uri who_uri;
+		str who;
+		int rc = imps_requester_uri(msg, &trusted, &who, &who_uri);
+		if(rc == -2)
 			return reject(msg, 400, "Bad Request (malformed P-Asserted-Identity)");
-		n = aor_of(pai->uri, &pai_uri, watcher, sizeof(watcher));
-	} else {
-		n = aor_of(get_from(msg)->uri, &from_uri, watcher, sizeof(watcher));
+		if(rc < 0)
+			return reject(msg, 400, "Bad Request (malformed From)");
+		n = aor_of(who, &who_uri, watcher, sizeof(watcher));
 	}
 	if(n < 0)
 		return reject(msg, 400, "Bad Request (watcher URI too long)");
@@ -833,6 +837,8 @@ static int mod_init(void)
 	bind_usrloc_t bind_usrloc;
 	sr_module_t *registrar = find_module_by_name("registrar");
 
+	if(imps_parse_trusted_peers(trusted_peers, &trusted) < 0)
+		return -1;
 	if(registrar && registrar->handle)
 		registrar_extract_aor = (registrar_extract_aor_f)dlsym(registrar->handle, "extract_aor");
 	if(registrar_extract_aor == NULL)

@@ -99,7 +99,7 @@ def test_authorization_reply_attributes_and_cache(aaa):
     assert r.status == 403 and r.reason == "Forbidden (carol is not entitled to publish)"
     r = request(ua, "MESSAGE", "carol", ["X-Service: subscribe"])
     assert r.status == 200 and r.header("x-class") == "bronze" and r.header("x-max-expires") == "1800"
-    # the asserted identity wins over From
+    # the asserted identity of a trusted peer (here: loopback) wins over From
     r = request(ua, "MESSAGE", "alice", ["X-Service: publish", "P-Asserted-Identity: <sip:carol@a.example>"])
     assert r.status == 403
     assert counter(kam, "cache_hits") >= 1 and counter(kam, "cache_misses") >= 3

@@ -517,3 +517,17 @@ def test_watcher_is_keyed_as_the_registrar_keys_the_aor(clean_net, target):
     g = reg(reginfo_check.parse(n.body))
     assert g["state"] == "active" and [c["uri"] for c in g["contacts"]] == [phone.uri]
     assert f"alice@{net.domain}" in net.hsp.rpc("imps_reginfo.list")
+
+
+def test_forged_asserted_identity_straight_to_the_hsp_is_not_trusted(clean_net):
+    # carol, from her own host and port (not the edge), claims to be alice: the HSP's script
+    # removes the header from the forwarded request, but the identity the modules read must
+    # not come from it either
+    net = clean_net
+    ua = net.ua("carol")
+    ua.proxy = (net.plan["IMPS_IP_A"], int(net.plan["IMPS_HSP_A_PORT"]))
+    s = sipua.Subscription(ua, "sip:alice@a.example")
+    s.password = None
+    r = s.subscribe(600, extra=["P-Asserted-Identity: <sip:alice@a.example>"])
+    assert r.status == 403, r.raw
+    assert "alice@a.example" not in net.hsp.rpc("imps_reginfo.list")

@@ -6,6 +6,7 @@
 #define IMPS_SHIM_SIP_H
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,8 @@
 #include "core/parser/msg_parser.h"
 #include "core/parser/parse_uri.h"
 #include "core/parser/parse_expires.h"
+#include "core/parser/parse_from.h"
+#include "core/parser/parse_ppi_pai.h"
 #include "core/trim.h"
 #include "core/cfg_core.h"
 #include "modules/sl/sl.h"
@@ -35,6 +38,89 @@ static inline int imps_identity_of(struct sip_uri *u, char *buf, int size)
 	for(i = n - u->host.len; i < n; i++)
 		buf[i] = tolower((unsigned char)buf[i]);
 	return n;
+}
+
+/* ---- one trust boundary: who the requester is ------------------------------------------ */
+
+#define IMPS_MAX_TRUSTED_PEERS 16
+
+/* The peers whose P-Asserted-Identity a module believes ("ip[:port]", separated by spaces,
+ * commas or semicolons; no port: any port of that address). */
+typedef struct imps_trusted_peers {
+	int n;
+	struct {
+		struct ip_addr ip;
+		unsigned short port;
+	} peer[IMPS_MAX_TRUSTED_PEERS];
+} imps_trusted_peers_t;
+
+/* 0 parsed (an empty list trusts nobody), -1 an entry is not an IP address or too many */
+static inline int imps_parse_trusted_peers(const char *list, imps_trusted_peers_t *t)
+{
+	char buf[1024], *tok, *save = NULL, *colon;
+	struct ip_addr *ip;
+	str host;
+
+	t->n = 0;
+	snprintf(buf, sizeof(buf), "%s", list ? list : "");
+	for(tok = strtok_r(buf, " ,;", &save); tok; tok = strtok_r(NULL, " ,;", &save)) {
+		if(t->n == IMPS_MAX_TRUSTED_PEERS) {
+			LM_ERR("more than %d trusted peers\n", IMPS_MAX_TRUSTED_PEERS);
+			return -1;
+		}
+		t->peer[t->n].port = 0;
+		colon = strrchr(tok, ':');
+		if(colon && strchr(tok, ':') == colon) { /* ipv4:port */
+			*colon = '\0';
+			t->peer[t->n].port = (unsigned short)atoi(colon + 1);
+		}
+		host.s = tok;
+		host.len = strlen(tok);
+		if(host.len > 2 && host.s[0] == '[') {
+			host.s++;
+			host.len -= 2;
+		}
+		ip = str2ip(&host);
+		if(ip == NULL)
+			ip = str2ip6(&host);
+		if(ip == NULL) {
+			LM_ERR("trusted peer '%s' is not an IP address\n", tok);
+			return -1;
+		}
+		t->peer[t->n].ip = *ip;
+		t->n++;
+	}
+	return 0;
+}
+
+/* 1 when msg came from one of the trusted peers (source address and port), else 0 */
+static inline int imps_from_trusted_peer(struct sip_msg *msg, const imps_trusted_peers_t *t)
+{
+	int i;
+	for(i = 0; i < t->n; i++)
+		if(ip_addr_cmp(&msg->rcv.src_ip, &t->peer[i].ip)
+				&& (t->peer[i].port == 0 || t->peer[i].port == msg->rcv.src_port))
+			return 1;
+	return 0;
+}
+
+/* The URI of the requester: the (first) P-Asserted-Identity when msg came from a trusted
+ * peer, else the From URI. A script's remove_hf("P-Asserted-Identity") only changes the
+ * forwarded copy, not what a module reads here: the peers decide. 0 done (*uri set, *parsed
+ * parsed); -1 no usable From; -2 a trusted peer's P-Asserted-Identity is malformed. */
+static inline int imps_requester_uri(struct sip_msg *msg, const imps_trusted_peers_t *t,
+		str *uri, struct sip_uri *parsed)
+{
+	to_body_t *from;
+	if(imps_from_trusted_peer(msg, t) && parse_pai_header(msg) == 0 && msg->pai
+			&& msg->pai->parsed && ((p_id_body_t *)msg->pai->parsed)->id) {
+		*uri = ((p_id_body_t *)msg->pai->parsed)->id->uri;
+		return parse_uri(uri->s, uri->len, parsed) < 0 ? -2 : 0;
+	}
+	if(parse_from_header(msg) < 0 || (from = get_from(msg)) == NULL)
+		return -1;
+	*uri = from->uri;
+	return parse_uri(uri->s, uri->len, parsed) < 0 ? -1 : 0;
 }
 
 /* the local socket a stored socket string ("udp:127.0.0.1:5070") names, NULL if none */
