@@ -109,6 +109,7 @@ static stat_var *st_sent = NULL;
 static stat_var *st_failed = NULL;
 static stat_var *st_412 = NULL;
 static stat_var *st_rejected = NULL;
+static stat_var *st_timer_errors = NULL;
 static counter_val_t active_watchers(void);
 static counter_val_t live_publications(void);
 
@@ -120,6 +121,7 @@ static stat_export_t mod_stats[] = {
 	{"notifies_failed", 0, &st_failed},
 	{"publish_412", 0, &st_412},
 	{"rejected_bodies", 0, &st_rejected},
+	{"timer_errors", 0, &st_timer_errors},
 	{0, 0, 0}
 };
 
@@ -256,6 +258,9 @@ static void stat_cb(int which, long long delta)
 			break;
 		case IMPS_PSTAT_REJECTED_BODIES:
 			update_stat(st_rejected, (int)delta);
+			break;
+		case IMPS_PSTAT_TIMER_ERRORS:
+			update_stat(st_timer_errors, (int)delta);
 			break;
 	}
 }

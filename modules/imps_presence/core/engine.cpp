@@ -138,7 +138,16 @@ void Engine::flush()
 	std::vector<Pending> out;
 	out.swap(outbox_);
 	for (const auto &p : out) {
-		if (host_.send_notify(p.sub, p.body, p.content_type, p.state)) {
+		bool sent = false;
+		try {
+			sent = host_.send_notify(p.sub, p.body, p.content_type, p.state);
+		} catch (const std::exception &e) {
+			// one NOTIFY that cannot be built or handed over never keeps the others back
+			host_.stat(Stat::TimerErrors, 1);
+			IMPS_ERR("NOTIFY to %s for %s failed: %s", p.sub.remote_target.c_str(),
+					p.sub.presentity.c_str(), e.what());
+		}
+		if (sent) {
 			host_.stat(Stat::NotifiesSent, 1);
 		} else {
 			host_.stat(Stat::NotifiesFailed, 1);
@@ -397,25 +406,49 @@ void Engine::winfo_changed(const std::string &pres, const std::vector<WinfoChang
 
 // ---- timer, failures, rules, RPC ------------------------------------------------------------
 
+// One item of a timer batch: an error is logged and counted, and the batch goes on.
+template <class F>
+void Engine::each_item(const char *what, const std::string &key, F &&f)
+{
+	try {
+		f();
+	} catch (const std::exception &e) {
+		host_.stat(Stat::TimerErrors, 1);
+		IMPS_ERR("timer: %s of %s failed: %s", what, key.c_str(), e.what());
+	}
+}
+
 void Engine::tick(long long now, long long now_ms)
 {
-	for (const auto &pres : store_.expire_publications(now, 500)) {
-		with_lock(pres, [&] {
-			unsigned long long gen = 0;
-			auto live = store_.publications(pres, now, gen);
-			recompose(pres, std::move(live), gen, now_ms);
+	std::vector<std::string> expired;
+	each_item("expired publications", "*", [&] { expired = store_.expire_publications(now, 500); });
+	for (const auto &pres : expired) {
+		each_item("recomposition", pres, [&] {
+			with_lock(pres, [&] {
+				unsigned long long gen = 0;
+				auto live = store_.publications(pres, now, gen);
+				recompose(pres, std::move(live), gen, now_ms);
+			});
 		});
 	}
-	for (const auto &s : store_.claim_expired(now, 500)) {
+	std::vector<Subscription> ended_subs;
+	each_item("expired subscriptions", "*", [&] { ended_subs = store_.claim_expired(now, 500); });
+	for (const auto &s : ended_subs) {
 		// a pending subscription nobody decided on: giveup (RFC 3857)
 		const char *why = s.status == "pending" ? "giveup" : "timeout";
-		with_lock(s.presentity, [&] { ended(s, why, why, true, now_ms); });
+		each_item("final NOTIFY", s.sid, [&] {
+			with_lock(s.presentity, [&] { ended(s, why, why, true, now_ms); });
+		});
 	}
-	for (const auto &due : store_.claim_due(now_ms, 1000)) {
-		with_lock(due.presentity, [&] {
-			for (const auto &s : store_.bump({due.sid}, "", now_ms))
-				if (s.status == "active")
-					queue_presence(s, subscription_state(s, now), current_document(s.presentity));
+	std::vector<Subscription> due_list;
+	each_item("coalesced NOTIFYs", "*", [&] { due_list = store_.claim_due(now_ms, 1000); });
+	for (const auto &due : due_list) {
+		each_item("coalesced NOTIFY", due.sid, [&] {
+			with_lock(due.presentity, [&] {
+				for (const auto &s : store_.bump({due.sid}, "", now_ms))
+					if (s.status == "active")
+						queue_presence(s, subscription_state(s, now), current_document(s.presentity));
+			});
 		});
 	}
 }

@@ -37,6 +37,7 @@ enum class Stat {
 	NotifiesFailed,
 	Rejected412,
 	RejectedBodies,
+	TimerErrors,  // an item of a timer batch, or one NOTIFY, failed (logged; the rest went on)
 };
 
 class Host {
@@ -154,6 +155,8 @@ private:
 			long long now_ms);
 	std::string winfo_full(const Subscription &winfo_sub, const std::string &pres, long long now);
 	void with_lock(const std::string &pres, const std::function<void()> &f);
+	template <class F>
+	void each_item(const char *what, const std::string &key, F &&f);
 	bool apply_rule(const Subscription &s, long long now_ms, std::string &doc);
 	Response subscribe_checked(const SubscribeRequest &req);
 	Response publish_locked(const PublishRequest &req, bool admin);

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,6 +72,8 @@ public:
 	bool send_notify(const presence::Subscription &s, const std::string &body,
 			const std::string &content_type, const std::string &state) override
 	{
+		if (fail_for_watcher.count(s.watcher))
+			throw std::runtime_error("NOTIFY body could not be built");  // an error of one item
 		sent.push_back({s, body, content_type, state});
 		return send_ok;
 	}
@@ -121,6 +124,7 @@ public:
 	std::set<std::string> held;
 	int locks = 0;
 	bool send_ok = true;
+	std::set<std::string> fail_for_watcher;  // send_notify throws for these watchers
 };
 
 // The value of the first header line "Name: value" of a response.

@@ -1155,3 +1155,30 @@ TEST_F(PresenceEngine, TerminateSendsDeactivatedWithoutBody)
 	EXPECT_FALSE(engine_->terminate(tag_sid("b"), kMs));
 	EXPECT_EQ(store_->count_subscriptions(), 0);
 }
+
+TEST_F(PresenceEngine, OneFailingItemOfATimerBatchDoesNotStopTheRest)
+{
+	// in one tick: alice's publication expires (recomposed, notified to bob and carol) and
+	// dave's subscription expires (final NOTIFY); every NOTIFY to bob fails to build
+	const std::string kDave = "dave@d.example";
+	host_.default_action = Action::Allow;
+	publish_ok(pub(pidf_body(kAlice, "short", "open"), "", 60));
+	publish_ok(pub(pidf_body(kAlice, "long", "open"), "", 3600));
+	subscribe_ok(sub_req(kAlice, kBob, 600, "b"));
+	subscribe_ok(sub_req(kAlice, kCarol, 600, "c"));
+	subscribe_ok(sub_req(kAlice, kDave, 60, "d"));
+	host_.take();
+	host_.fail_for_watcher.insert(kBob);
+	engine_->tick(kNow + 60, kMs + 60000);
+	EXPECT_TRUE(host_.held.empty());
+	auto sent = host_.take();
+	std::map<std::string, std::vector<std::string>> by_watcher;
+	for (const auto &n : sent) by_watcher[n.sub.watcher].push_back(n.state);
+	EXPECT_EQ(by_watcher.count(kBob), 0u);
+	ASSERT_EQ(by_watcher[kCarol].size(), 1u);
+	EXPECT_EQ(by_watcher[kCarol][0], "active;expires=540");
+	// dave: the recomposed document, then, as the batch goes on, his final NOTIFY
+	ASSERT_FALSE(by_watcher[kDave].empty());
+	EXPECT_EQ(by_watcher[kDave].back(), "terminated;reason=timeout");
+	EXPECT_GE(host_.st(Stat::TimerErrors), 1);
+}
