@@ -6,6 +6,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include <sys/socket.h>
+#include <sys/types.h>
+
 namespace imps {
 
 Redis::Redis(RedisConfig cfg) : cfg_(std::move(cfg)) {}
@@ -75,28 +78,54 @@ Reply Redis::raw(const std::vector<std::string_view> &argv)
 			redisCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
 }
 
+// True when the peer has closed the idle connection (Redis restarted, CLIENT KILL, a proxy's
+// idle timeout) or left unread data on it: either way the connection is not used again.
+static bool peer_gone(int fd)
+{
+	char c;
+	ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0) return true;  // orderly close
+	if (n > 0) return true;   // nothing should be waiting before a command is sent
+	return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
 Reply Redis::command(const std::vector<std::string_view> &argv)
 {
-	// One transparent retry: a connection that broke since the last command (Redis restarted)
-	// is reopened and the command sent again.
+	// A connection the server closed while idle is noticed before the command goes out and
+	// reopened. A command is sent again only when it never reached Redis (the send failed):
+	// once sent, a lost or late reply means it may have run, and running it again could
+	// store a second publication or count twice, so that is an error for the caller.
 	for (int attempt = 0; attempt < 2; ++attempt) {
+		if (ctx_ && peer_gone(ctx_->fd)) disconnect();
 		if (!ctx_) connect();
-		Reply r = raw(argv);
-		if (!r) {
-			std::string err = ctx_->errstr;
-			const bool timed_out =
-					ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
-			disconnect();
-			last_error_ = err;
-			// A broken connection is retried once at once; a timeout is not (it would block
-			// the worker twice as long).
-			if (attempt == 0 && !timed_out) continue;
-			throw RedisError("Redis " + cfg_.host + ":" + std::to_string(cfg_.port)
-					+ " connection lost: " + err);
+		std::vector<const char *> ptrs;
+		std::vector<size_t> lens;
+		ptrs.reserve(argv.size());
+		lens.reserve(argv.size());
+		for (auto a : argv) {
+			ptrs.push_back(a.data());
+			lens.push_back(a.size());
 		}
-		if (r->type == REDIS_REPLY_ERROR)
-			throw RedisError("Redis error: " + std::string(r->str, r->len));
-		return r;
+		bool sent = false;
+		if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(), lens.data())
+				== REDIS_OK) {
+			int done = 0;
+			while (!done && redisBufferWrite(ctx_, &done) == REDIS_OK) {}
+			sent = done != 0;
+		}
+		void *reply = nullptr;
+		if (sent && redisGetReply(ctx_, &reply) == REDIS_OK && reply) {
+			Reply r(static_cast<redisReply *>(reply));
+			if (r->type == REDIS_REPLY_ERROR)
+				throw RedisError("Redis error: " + std::string(r->str, r->len));
+			return r;
+		}
+		std::string err = ctx_->errstr;
+		disconnect();
+		last_error_ = err;
+		if (!sent && attempt == 0) continue;  // it never reached Redis: safe to send again
+		throw RedisError("Redis " + cfg_.host + ":" + std::to_string(cfg_.port)
+				+ (sent ? " reply lost (the command may have run): " : " connection lost: ") + err);
 	}
 	throw RedisError("Redis unreachable");
 }

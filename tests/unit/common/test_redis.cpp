@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -392,4 +393,48 @@ TEST(RedisTimeout, CommandTimeoutThrowsWithoutRetry)
 	EXPECT_FALSE(r.connected());
 	// One connection only: a timed-out command is not sent again on a new connection.
 	EXPECT_EQ(l.drain(), 1);
+}
+
+TEST(RedisReplyLost, ACommandThatMayHaveRunIsNotSentAgain)
+{
+	// a "server" that reads the command and closes the connection without answering: the
+	// command may have run (a PUBLISH stored under an ETag the client never learns), so it
+	// must not be sent again on a new connection; the caller gets the error
+	int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+	sockaddr_in a{};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int one = 1;
+	::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)), 0);
+	ASSERT_EQ(::listen(fd, 16), 0);
+	socklen_t len = sizeof(a);
+	::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+	std::atomic<int> commands{0}, connections{0};
+	std::atomic<bool> stop{false};
+	std::thread t([&] {
+		timeval tv{0, 100000};
+		::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (!stop) {
+			int c = ::accept(fd, nullptr, nullptr);
+			if (c < 0) continue;
+			++connections;
+			char buf[512];
+			if (::recv(c, buf, sizeof(buf), 0) > 0) ++commands;
+			::close(c);  // and no reply
+		}
+	});
+	Redis r(cfg_for(ntohs(a.sin_port)));
+	try {
+		r.command({"EVALSHA", "0123", "1", "imps:presence:pub:alice"});
+		FAIL() << "expected RedisError";
+	} catch (const RedisError &e) {
+		EXPECT_NE(std::string(e.what()).find("may have run"), std::string::npos) << e.what();
+	}
+	std::this_thread::sleep_for(std::chrono::milliseconds(200));
+	stop = true;
+	t.join();
+	::close(fd);
+	EXPECT_EQ(commands.load(), 1);
+	EXPECT_EQ(connections.load(), 1);
 }
