@@ -64,18 +64,27 @@ void Redis::connect()
 	IMPS_INFO("connected to Redis %s:%d", cfg_.host.c_str(), cfg_.port);
 }
 
-Reply Redis::raw(const std::vector<std::string_view> &argv)
-{
+// hiredis's argv form of a command: the arguments' pointers and lengths
+struct ArgvArrays {
+	explicit ArgvArrays(const std::vector<std::string_view> &argv)
+	{
+		ptrs.reserve(argv.size());
+		lens.reserve(argv.size());
+		for (auto a : argv) {
+			ptrs.push_back(a.data());
+			lens.push_back(a.size());
+		}
+	}
+	int argc() const { return static_cast<int>(ptrs.size()); }
 	std::vector<const char *> ptrs;
 	std::vector<size_t> lens;
-	ptrs.reserve(argv.size());
-	lens.reserve(argv.size());
-	for (auto a : argv) {
-		ptrs.push_back(a.data());
-		lens.push_back(a.size());
-	}
+};
+
+Reply Redis::raw(const std::vector<std::string_view> &argv)
+{
+	ArgvArrays a(argv);
 	return Reply(static_cast<redisReply *>(
-			redisCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+			redisCommandArgv(ctx_, a.argc(), a.ptrs.data(), a.lens.data())));
 }
 
 // True when the peer has closed the idle connection (Redis restarted, CLIENT KILL, a proxy's
@@ -95,20 +104,12 @@ Reply Redis::command(const std::vector<std::string_view> &argv)
 	// reopened. A command is sent again only when it never reached Redis (the send failed):
 	// once sent, a lost or late reply means it may have run, and running it again could
 	// store a second publication or count twice, so that is an error for the caller.
+	ArgvArrays a(argv);
 	for (int attempt = 0; attempt < 2; ++attempt) {
 		if (ctx_ && peer_gone(ctx_->fd)) disconnect();
 		if (!ctx_) connect();
-		std::vector<const char *> ptrs;
-		std::vector<size_t> lens;
-		ptrs.reserve(argv.size());
-		lens.reserve(argv.size());
-		for (auto a : argv) {
-			ptrs.push_back(a.data());
-			lens.push_back(a.size());
-		}
 		bool sent = false;
-		if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(), lens.data())
-				== REDIS_OK) {
+		if (redisAppendCommandArgv(ctx_, a.argc(), a.ptrs.data(), a.lens.data()) == REDIS_OK) {
 			int done = 0;
 			while (!done && redisBufferWrite(ctx_, &done) == REDIS_OK) {}
 			sent = done != 0;
