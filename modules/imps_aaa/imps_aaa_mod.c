@@ -633,13 +633,12 @@ static int task_submit(struct sip_msg *msg, async_task_t *at)
 		shm_free(at);
 		return -1;
 	}
+	/* the callers made the transaction (own_transaction) */
 	tc = tmb.t_gett();
 	if(tc == NULL || tc == T_UNDEFINED) {
-		if(tmb.t_newtran(msg) <= 0) {
-			LM_ERR("cannot create the transaction\n");
-			shm_free(at);
-			return -1;
-		}
+		LM_ERR("no transaction to suspend\n");
+		shm_free(at);
+		return -1;
 	} else if(tc->flags & T_ASYNC_SUSPENDED) {
 		LM_DBG("transaction already suspended for the HAAA\n");
 		shm_free(at);
