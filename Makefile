@@ -43,12 +43,15 @@ CC  ?= gcc
 CXX ?= g++
 WARN     := -Wall -Wextra -Wno-unused-parameter
 CFLAGS_MOD = $(KAMAILIO_CDEFS) -fPIC -DPIC $(DEB_CPPFLAGS) $(DEB_CFLAGS) -Wall -Wno-unused-parameter \
-             -I$(KSRC)/src -Imodules
+             -I$(KSRC)/src -Imodules -Imodules/common/include
 CXXFLAGS_CORE = -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden \
              $(DEB_CPPFLAGS) $(DEB_CXXFLAGS) $(WARN) -Imodules/common/include -Imodules $(PKG_CFLAGS)
 
 COMMON_SRCS := $(wildcard modules/common/src/*.cpp)
-COMMON_OBJS := $(COMMON_SRCS:%.cpp=$(BUILD)/obj/%.o)
+# the Lua scripts, embedded into one generated source every module links
+LUA_SRCS := $(sort $(wildcard modules/*/lua/*.lua))
+LUA_CPP  := $(BUILD)/gen/lua_scripts.cpp
+COMMON_OBJS := $(COMMON_SRCS:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/lua_scripts.o
 
 .PHONY: all deps run test unit functional fuzz bench install uninstall clean distclean abi
 all: $(MODULES:%=$(BUILD)/modules/%.so)
@@ -72,6 +75,15 @@ $(BUILD)/obj/%.o: %.cpp | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo '  CXX   $<'
 	@$(CXX) $(CXXFLAGS_CORE) -MMD -MP -c -o $@ $<
+
+$(LUA_CPP): $(LUA_SRCS) scripts/embed-lua.sh
+	@mkdir -p $(dir $@)
+	@echo '  LUA   $@'
+	@sh scripts/embed-lua.sh $@ $(filter-out %_lib.lua,$(LUA_SRCS))
+$(BUILD)/obj/gen/lua_scripts.o: $(LUA_CPP) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo '  CXX   $<'
+	@$(CXX) $(CXXFLAGS_CORE) -c -o $@ $<
 
 $(BUILD)/obj/%.o: %.c $(ABI_STAMP)
 	@mkdir -p $(dir $@)
@@ -113,7 +125,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.cpp=$(BUILD)/fuzz/%)
 FUZZ_CXXFLAGS = -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Imodules/common/include \
                 -Imodules $(PKG_CFLAGS)
 FUZZ_LIB_SRCS = $(COMMON_SRCS) $(wildcard modules/imps_*/core/*.cpp)
-FUZZ_LIB_SRCS := $(filter-out %/capi.cpp,$(FUZZ_LIB_SRCS))
+FUZZ_LIB_SRCS := $(filter-out %/capi.cpp,$(FUZZ_LIB_SRCS)) $(LUA_CPP)
 $(BUILD)/fuzz/%: tests/fuzz/%.cpp $(FUZZ_LIB_SRCS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo '  FUZZ  $@'

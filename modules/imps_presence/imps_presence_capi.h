@@ -5,58 +5,29 @@
 #ifndef IMPS_PRESENCE_CAPI_H
 #define IMPS_PRESENCE_CAPI_H
 
-#include <stddef.h>
+#include "imps/capi.h"
 
 #ifdef __cplusplus
-#define IMPS_NOEXCEPT noexcept
 extern "C" {
-#else
-#define IMPS_NOEXCEPT
 #endif
-
-typedef struct imps_pstr {
-	const char *s;
-	size_t len;
-} imps_pstr_t;
-
-/* an in-dialog NOTIFY the shim sends through tm */
-typedef struct imps_presence_notify {
-	imps_pstr_t sid;
-	imps_pstr_t presentity;
-	imps_pstr_t event; /* presence | presence.winfo */
-	imps_pstr_t event_id;
-	imps_pstr_t callid;
-	imps_pstr_t local_tag;
-	imps_pstr_t remote_tag;
-	imps_pstr_t local_uri;
-	imps_pstr_t remote_uri;
-	imps_pstr_t remote_target;
-	imps_pstr_t route_set;
-	imps_pstr_t socket;
-	imps_pstr_t local_contact;
-	imps_pstr_t body;
-	imps_pstr_t content_type; /* empty: no body */
-	imps_pstr_t subscription_state;
-	unsigned long long cseq;
-} imps_presence_notify_t;
 
 /* one stored subscription, for RPC listings */
 typedef struct imps_presence_subinfo {
-	imps_pstr_t sid;
-	imps_pstr_t presentity;
-	imps_pstr_t event;
-	imps_pstr_t watcher;
-	imps_pstr_t watcher_uri;
-	imps_pstr_t status;
-	imps_pstr_t remote_target;
+	imps_str_t sid;
+	imps_str_t presentity;
+	imps_str_t event;
+	imps_str_t watcher;
+	imps_str_t watcher_uri;
+	imps_str_t status;
+	imps_str_t remote_target;
 	long long expires_at;
 	unsigned long long cseq;
 } imps_presence_subinfo_t;
 
 typedef struct imps_presence_pubinfo {
-	imps_pstr_t etag;
-	imps_pstr_t source;
-	imps_pstr_t body;
+	imps_str_t etag;
+	imps_str_t source;
+	imps_str_t body;
 	long long expires_at;
 	long long published_at;
 } imps_presence_pubinfo_t;
@@ -81,13 +52,13 @@ enum {
 /* services of Kamailio the core uses */
 typedef struct imps_presence_host {
 	void (*log)(int level, const char *msg);
-	int (*send_notify)(const imps_presence_notify_t *n); /* 0: handed to tm */
-	int (*rule)(imps_pstr_t presentity, imps_pstr_t watcher); /* IMPS_ACTION_* */
+	/* an in-dialog NOTIFY through tm: 0 handed over (its final response comes back through
+	 * imps_presence_complete()) */
+	int (*send_request)(const imps_request_t *r);
+	int (*rule)(imps_str_t presentity, imps_str_t watcher); /* IMPS_ACTION_* */
 	void (*stat)(int which, long long delta);
-	void (*lock)(imps_pstr_t presentity);
-	void (*unlock)(imps_pstr_t presentity);
 	/* accounting Start (start = 1) or Stop of a subscription; may be NULL */
-	void (*account)(imps_pstr_t watcher, imps_pstr_t sid, int start);
+	void (*account)(imps_str_t watcher, imps_str_t sid, int start);
 } imps_presence_host_t;
 
 typedef struct imps_presence_config {
@@ -106,36 +77,32 @@ typedef struct imps_presence_config {
 	int max_watchers;
 	int min_notify_interval_ms;
 	const char *offline_document; /* "": the default */
+	int remove_on_timeout;        /* a NOTIFY answered 408 ends the subscription */
+	int notify_busy_ms;           /* longest wait for a NOTIFY's final response */
+	const char *node;             /* this node's name (no spaces) */
+	long long epoch;              /* when this node started (ms) */
 } imps_presence_config_t;
 
 typedef struct imps_presence_publish {
 	int has_event;
-	imps_pstr_t event;
+	imps_str_t event;
 	int has_body;
-	imps_pstr_t content_type;
-	imps_pstr_t body;
-	imps_pstr_t if_match;
+	imps_str_t content_type;
+	imps_str_t body;
+	imps_str_t if_match;
 	int expires; /* -1: none */
-	imps_pstr_t presentity;
-	imps_pstr_t identity;
-	imps_pstr_t source;
+	imps_str_t presentity;
+	imps_str_t identity;
+	imps_str_t source;
 	long long now;
 	long long now_ms;
 } imps_presence_publish_t;
 
 typedef struct imps_presence_subscribe {
-	int has_event;
-	imps_pstr_t event;
-	int has_accept;
-	imps_pstr_t accept; /* every Accept header body, joined with ',' */
-	int expires;
-	imps_pstr_t presentity;
-	imps_pstr_t watcher;
-	imps_pstr_t display_name;
-	int in_dialog;
-	imps_pstr_t callid, remote_tag, local_tag, remote_uri, local_uri, remote_target;
-	imps_pstr_t route_set, socket, local_contact;
-	long long remote_cseq;
+	imps_subscribe_common_t sub;
+	imps_str_t presentity; /* the Request-URI's (initial SUBSCRIBE) */
+	imps_str_t watcher;
+	imps_str_t display_name;
 	long long now;
 	long long now_ms;
 } imps_presence_subscribe_t;
@@ -155,33 +122,36 @@ int imps_presence_publish(const imps_presence_publish_t *req, imps_presence_repl
 int imps_presence_subscribe(const imps_presence_subscribe_t *req, imps_presence_reply_t *rep) IMPS_NOEXCEPT;
 void imps_presence_flush(void) IMPS_NOEXCEPT;
 
-int imps_presence_tick(long long now, long long now_ms) IMPS_NOEXCEPT;
-void imps_presence_notify_failed(imps_pstr_t sid, int code, int retry_after) IMPS_NOEXCEPT;
+/* timer work: deferred NOTIFYs now due; with expiry, expired publications and subscriptions */
+int imps_presence_tick(long long now, long long now_ms, int expiry) IMPS_NOEXCEPT;
+/* the final response of a NOTIFY (408 for a timeout), in the module's timer process */
+void imps_presence_complete(imps_str_t presentity, imps_str_t sid, unsigned long long cseq,
+		int code, int retry_after) IMPS_NOEXCEPT;
 /* watchers whose state changed, -1 on failure */
-int imps_presence_reauthorize(imps_pstr_t presentity, imps_pstr_t watcher) IMPS_NOEXCEPT;
+int imps_presence_reauthorize(imps_str_t presentity, imps_str_t watcher) IMPS_NOEXCEPT;
 /* The whole rules table as read now (one call per poll): the core compares it with the
  * previous snapshot of this process and applies the rules of every presentity (or domain)
  * whose rows changed to its existing watchers. The first snapshot only records. Returns the
  * number of watchers whose state changed, -1 on failure. */
 typedef struct imps_presence_rule_row {
-	imps_pstr_t presentity;
-	imps_pstr_t watcher;
-	imps_pstr_t action;
+	imps_str_t presentity;
+	imps_str_t watcher;
+	imps_str_t action;
 } imps_presence_rule_row_t;
 int imps_presence_rules_snapshot(const imps_presence_rule_row_t *rows, size_t n) IMPS_NOEXCEPT;
 
 /* 1 ended, 0 unknown, -1 failure */
-int imps_presence_terminate(imps_pstr_t sid) IMPS_NOEXCEPT;
+int imps_presence_terminate(imps_str_t sid) IMPS_NOEXCEPT;
 /* etag empty: a new publication; else a refresh (body empty), modify, or remove (expires 0) */
-int imps_presence_admin_publish(imps_pstr_t presentity, imps_pstr_t body, int expires,
-		imps_pstr_t etag, imps_presence_reply_t *rep) IMPS_NOEXCEPT;
+int imps_presence_admin_publish(imps_str_t presentity, imps_str_t body, int expires,
+		imps_str_t etag, imps_presence_reply_t *rep) IMPS_NOEXCEPT;
 
-int imps_presence_show(imps_pstr_t presentity, void (*doc_sink)(void *ctx, imps_pstr_t doc),
+int imps_presence_show(imps_str_t presentity, void (*doc_sink)(void *ctx, imps_str_t doc),
 		void (*pub_sink)(void *ctx, const imps_presence_pubinfo_t *p), void *ctx) IMPS_NOEXCEPT;
-int imps_presence_watchers(imps_pstr_t presentity,
+int imps_presence_watchers(imps_str_t presentity,
 		void (*sink)(void *ctx, const imps_presence_subinfo_t *s), void *ctx) IMPS_NOEXCEPT;
 int imps_presence_list(int limit,
-		void (*sink)(void *ctx, imps_pstr_t presentity, long long pubs, long long watchers),
+		void (*sink)(void *ctx, imps_str_t presentity, long long pubs, long long watchers),
 		void *ctx) IMPS_NOEXCEPT;
 long long imps_presence_count_subscriptions(void) IMPS_NOEXCEPT;
 long long imps_presence_count_publications(void) IMPS_NOEXCEPT;

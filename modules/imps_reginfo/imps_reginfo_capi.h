@@ -5,19 +5,11 @@
 #ifndef IMPS_REGINFO_CAPI_H
 #define IMPS_REGINFO_CAPI_H
 
-#include <stddef.h>
+#include "imps/capi.h"
 
 #ifdef __cplusplus
-#define IMPS_NOEXCEPT noexcept
 extern "C" {
-#else
-#define IMPS_NOEXCEPT
 #endif
-
-typedef struct imps_str {
-	const char *s;
-	size_t len;
-} imps_str_t;
 
 /* one usrloc binding */
 typedef struct imps_reginfo_binding {
@@ -34,25 +26,6 @@ typedef struct imps_reginfo_binding {
 	int has_msg_info;
 } imps_reginfo_binding_t;
 
-/* an in-dialog NOTIFY the shim sends through tm */
-typedef struct imps_reginfo_notify {
-	imps_str_t sid;
-	imps_str_t aor;
-	imps_str_t callid;
-	imps_str_t local_tag;
-	imps_str_t remote_tag;
-	imps_str_t local_uri;
-	imps_str_t remote_uri;
-	imps_str_t remote_target;
-	imps_str_t route_set;
-	imps_str_t socket;
-	imps_str_t local_contact;
-	imps_str_t body;
-	imps_str_t subscription_state;
-	imps_str_t event_id; /* empty: no id parameter */
-	unsigned long long cseq;
-} imps_reginfo_notify_t;
-
 /* one stored subscription, for RPC listings */
 typedef struct imps_reginfo_subinfo {
 	imps_str_t sid;
@@ -67,12 +40,14 @@ typedef struct imps_reginfo_subinfo {
 
 typedef void (*imps_reginfo_binding_sink_f)(void *ctx, const imps_reginfo_binding_t *b);
 
-enum { IMPS_STAT_ACTIVE = 0, IMPS_STAT_SENT = 1, IMPS_STAT_FAILED = 2 };
+enum { IMPS_STAT_ACTIVE = 0, IMPS_STAT_SENT = 1, IMPS_STAT_FAILED = 2, IMPS_STAT_TIMER_ERRORS = 3 };
 
 /* services of Kamailio the core uses */
 typedef struct imps_reginfo_host {
 	void (*log)(int level, const char *msg); /* 0 err, 1 warn, 2 info, 3 debug */
-	int (*send_notify)(const imps_reginfo_notify_t *n); /* 0: handed to tm */
+	/* an in-dialog NOTIFY through tm: 0 handed over (its final response comes back through
+	 * imps_reginfo_complete()) */
+	int (*send_request)(const imps_request_t *r);
 	/* copies the bindings of an AoR to sink: 1 the record exists, 0 it does not, <0 error */
 	int (*get_bindings)(const char *aor, size_t aor_len, imps_reginfo_binding_sink_f sink, void *ctx);
 	void (*stat)(int which, long long delta);
@@ -93,27 +68,15 @@ typedef struct imps_reginfo_config {
 	int partial_state;
 	int remove_on_timeout;
 	const char *trusted_watchers; /* comma or space separated identities */
+	int notify_busy_ms; /* longest wait for a NOTIFY's final response before the next */
+	const char *node;   /* this node's name (no spaces) */
+	long long epoch;    /* when this node started (ms) */
 } imps_reginfo_config_t;
 
 typedef struct imps_reginfo_subscribe {
-	int has_event;
-	imps_str_t event;
-	int has_accept;
-	imps_str_t accept; /* every Accept header body, joined with ',' */
-	int expires;       /* -1: no Expires header */
-	imps_str_t aor;    /* user@host of the Request-URI */
+	imps_subscribe_common_t sub;
+	imps_str_t aor;    /* AoR of the Request-URI (initial SUBSCRIBE) */
 	imps_str_t watcher;
-	int in_dialog;
-	imps_str_t callid;
-	imps_str_t remote_tag;
-	imps_str_t local_tag;
-	imps_str_t remote_uri;
-	imps_str_t local_uri;
-	imps_str_t remote_target;
-	imps_str_t route_set;
-	imps_str_t socket;
-	imps_str_t local_contact;
-	long long remote_cseq;
 	long long now;
 } imps_reginfo_subscribe_t;
 
@@ -136,14 +99,23 @@ void imps_reginfo_close(void) IMPS_NOEXCEPT;
 int imps_reginfo_subscribe(const imps_reginfo_subscribe_t *req, imps_reginfo_reply_t *rep) IMPS_NOEXCEPT;
 void imps_reginfo_flush(void) IMPS_NOEXCEPT;
 
-int imps_reginfo_binding_changed(imps_str_t aor, const imps_reginfo_binding_t *changed,
+/* A usrloc binding change, queued in this process: called with usrloc's lock held, it does
+ * no I/O. imps_reginfo_run_changes() handles the queue (after the lock is released), or
+ * imps_reginfo_export_changes() hands each queued change out as a blob, for a process that
+ * may not do I/O (Kamailio's shared timer) to pass to the module's own timer process, which
+ * hands it to imps_reginfo_import_change(). */
+int imps_reginfo_queue_change(imps_str_t aor, const imps_reginfo_binding_t *changed,
 		int change, int cause, const char *admin_event, const imps_reginfo_binding_t *current,
 		size_t n_current, long long now) IMPS_NOEXCEPT;
+void imps_reginfo_run_changes(void) IMPS_NOEXCEPT;
+int imps_reginfo_export_changes(void (*sink)(void *ctx, const char *blob, size_t len), void *ctx) IMPS_NOEXCEPT;
+int imps_reginfo_import_change(const char *blob, size_t len) IMPS_NOEXCEPT;
 
-/* expires subscriptions due at now; returns how many, -1 on store failure */
-int imps_reginfo_expire(long long now) IMPS_NOEXCEPT;
-/* a NOTIFY got a final reply >= 300 (408: timed out); retry_after: the reply had one */
-void imps_reginfo_notify_failed(imps_str_t sid, imps_str_t aor, int code, int retry_after) IMPS_NOEXCEPT;
+/* the final response of a NOTIFY (408 for a timeout), in the module's timer process */
+void imps_reginfo_complete(imps_str_t aor, imps_str_t sid, unsigned long long cseq, int code,
+		int retry_after, long long now_ms) IMPS_NOEXCEPT;
+/* timer work: deferred NOTIFYs now due; with expiry, expired subscriptions too */
+void imps_reginfo_timer(long long now, long long now_ms, int expiry) IMPS_NOEXCEPT;
 
 int imps_reginfo_show(imps_str_t aor, long long now, void (*sink)(void *ctx, imps_str_t doc),
 		void *ctx) IMPS_NOEXCEPT;

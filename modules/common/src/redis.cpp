@@ -153,6 +153,90 @@ Reply Redis::eval(const std::string &script, const std::vector<std::string_view>
 	return command(argv);
 }
 
+std::vector<std::string_view> Redis::evalsha_argv(const std::string &script, std::string &sha_buf,
+		std::string &nkeys_buf, const std::vector<std::string_view> &keys,
+		const std::vector<std::string_view> &args)
+{
+	sha_buf = sha1_hex(script);
+	nkeys_buf = std::to_string(keys.size());
+	std::vector<std::string_view> argv;
+	argv.reserve(3 + keys.size() + args.size());
+	argv.push_back("EVALSHA");
+	argv.push_back(sha_buf);
+	argv.push_back(nkeys_buf);
+	argv.insert(argv.end(), keys.begin(), keys.end());
+	argv.insert(argv.end(), args.begin(), args.end());
+	return argv;
+}
+
+std::vector<Reply> Redis::pipeline(const std::vector<std::vector<std::string_view>> &cmds,
+		const std::vector<const std::string *> &scripts)
+{
+	std::vector<Reply> out;
+	if (cmds.empty()) return out;
+	for (int attempt = 0; attempt < 2; ++attempt) {
+		if (ctx_ && peer_gone(ctx_->fd)) disconnect();
+		if (!ctx_) connect();
+		bool appended = true;
+		for (const auto &c : cmds) {
+			ArgvArrays a(c);
+			if (redisAppendCommandArgv(ctx_, a.argc(), a.ptrs.data(), a.lens.data()) != REDIS_OK) {
+				appended = false;
+				break;
+			}
+		}
+		bool sent = false;
+		if (appended) {
+			int done = 0;
+			while (!done && redisBufferWrite(ctx_, &done) == REDIS_OK) {}
+			sent = done != 0;
+		}
+		if (sent) {
+			out.clear();
+			bool ok = true;
+			for (size_t i = 0; i < cmds.size(); ++i) {
+				void *reply = nullptr;
+				if (redisGetReply(ctx_, &reply) != REDIS_OK || !reply) {
+					ok = false;
+					break;
+				}
+				out.emplace_back(static_cast<redisReply *>(reply));
+			}
+			if (ok) {
+				for (size_t i = 0; i < out.size(); ++i) {
+					const redisReply *r = out[i].get();
+					if (r->type == REDIS_REPLY_ERROR && i < scripts.size() && scripts[i]
+							&& std::strncmp(r->str, "NOSCRIPT", 8) == 0) {
+						std::vector<std::string_view> argv = cmds[i];
+						argv[0] = "EVAL";
+						argv[1] = *scripts[i];
+						out[i] = raw_or_throw(argv);
+					}
+				}
+				return out;
+			}
+		}
+		std::string err = ctx_->errstr;
+		disconnect();
+		last_error_ = err;
+		if (!sent && attempt == 0) continue;  // nothing reached Redis: safe to send again
+		throw RedisError("Redis " + cfg_.host + ":" + std::to_string(cfg_.port)
+				+ (sent ? " reply lost (the commands may have run): " : " connection lost: ") + err);
+	}
+	throw RedisError("Redis unreachable");
+}
+
+Reply Redis::raw_or_throw(const std::vector<std::string_view> &argv)
+{
+	Reply r = raw(argv);
+	if (!r) {
+		std::string err = ctx_ ? ctx_->errstr : "no connection";
+		disconnect();
+		throw RedisError("Redis reply lost (the command may have run): " + err);
+	}
+	return r;
+}
+
 std::string reply_str(const redisReply *r)
 {
 	if (!r) return {};

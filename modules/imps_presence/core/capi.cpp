@@ -19,8 +19,8 @@ using namespace imps::presence;
 
 namespace {
 
-std::string S(imps_pstr_t s) { return s.s ? std::string(s.s, s.len) : std::string(); }
-imps_pstr_t V(const std::string &x) { return imps_pstr_t{x.data(), x.size()}; }
+std::string S(imps_str_t s) { return imps::to_string(s); }
+imps_str_t V(const std::string &x) { return imps::to_imps_str(x); }
 
 long long now_ms()
 {
@@ -31,28 +31,11 @@ long long now_ms()
 struct HostAdapter final : Host {
 	imps_presence_host_t h{};
 
-	bool send_notify(const Subscription &s, const std::string &body, const std::string &ctype,
-			const std::string &state) override
+	bool send_notify(const imps::subs::Outgoing &n) override
 	{
-		imps_presence_notify_t n{};
-		n.sid = V(s.sid);
-		n.presentity = V(s.presentity);
-		n.event = V(s.event);
-		n.event_id = V(s.event_id);
-		n.callid = V(s.callid);
-		n.local_tag = V(s.local_tag);
-		n.remote_tag = V(s.remote_tag);
-		n.local_uri = V(s.local_uri);
-		n.remote_uri = V(s.remote_uri);
-		n.remote_target = V(s.remote_target);
-		n.route_set = V(s.route_set);
-		n.socket = V(s.socket);
-		n.local_contact = V(s.local_contact);
-		n.body = V(body);
-		n.content_type = V(ctype);
-		n.subscription_state = V(state);
-		n.cseq = s.cseq;
-		return h.send_notify && h.send_notify(&n) == 0;
+		std::string headers;
+		imps_request_t r = imps::subs::notify_request(n, headers);
+		return h.send_request && h.send_request(&r) == 0;
 	}
 
 	Action rule(const std::string &presentity, const std::string &watcher) override
@@ -71,14 +54,6 @@ struct HostAdapter final : Host {
 	{
 		if (h.stat) h.stat(static_cast<int>(which), delta);
 	}
-	void lock(const std::string &p) override
-	{
-		if (h.lock) h.lock(V(p));
-	}
-	void unlock(const std::string &p) override
-	{
-		if (h.unlock) h.unlock(V(p));
-	}
 	void account(const Subscription &s, bool start) override
 	{
 		if (h.account) h.account(V(s.watcher), V(s.sid), start ? 1 : 0);
@@ -91,7 +66,6 @@ struct Process {
 	std::map<std::string, std::vector<std::string>> rules;
 	bool rules_seen = false;
 	std::unique_ptr<imps::Redis> redis;
-	std::unique_ptr<Store> store;
 	std::unique_ptr<Engine> engine;
 	std::string last_error;
 };
@@ -172,7 +146,6 @@ int imps_presence_open(const imps_presence_config_t *cfg, const imps_presence_ho
 		p->host.h = *host;
 		imps::set_log_sink(host->log);
 		p->redis = std::make_unique<imps::Redis>(imps::redis_config_of(*cfg));
-		p->store = make_redis_store(*p->redis, cfg->key_prefix ? cfg->key_prefix : "imps:presence");
 		Config c;
 		c.min_expires = cfg->min_expires;
 		c.max_expires = cfg->max_expires;
@@ -185,7 +158,12 @@ int imps_presence_open(const imps_presence_config_t *cfg, const imps_presence_ho
 		c.max_watchers = cfg->max_watchers;
 		c.min_notify_interval_ms = cfg->min_notify_interval_ms;
 		c.offline_document = cfg->offline_document ? cfg->offline_document : "";
-		p->engine = std::make_unique<Engine>(c, *p->store, p->host);
+		c.remove_on_timeout = cfg->remove_on_timeout != 0;
+		if (cfg->notify_busy_ms > 0) c.notify_busy_ms = cfg->notify_busy_ms;
+		if (cfg->node && *cfg->node) c.node = cfg->node;
+		c.epoch = std::to_string(cfg->epoch);
+		p->engine = std::make_unique<Engine>(c, *p->redis,
+				cfg->key_prefix ? cfg->key_prefix : "imps:presence", p->host);
 		g_proc = p.release();
 		try {
 			g_proc->redis->command({"PING"});
@@ -233,33 +211,19 @@ int imps_presence_subscribe(const imps_presence_subscribe_t *r, imps_presence_re
 {
 	return answer("SUBSCRIBE", rep, [r] {
 		SubscribeRequest req;
-		req.has_event = r->has_event != 0;
-		req.event = S(r->event);
-		req.has_accept = r->has_accept != 0;
-		if (req.has_accept) {
-			std::stringstream ss(S(r->accept));
-			std::string item;
-			while (std::getline(ss, item, ',')) req.accept.push_back(item);
-		}
-		req.expires = r->expires;
+		imps::subs::SubscribeCommon c = imps::subs::common_of(r->sub);
+		req.has_event = c.has_event;
+		req.event = c.event;
+		req.has_accept = c.has_accept;
+		req.accept = c.accept;
+		req.expires = c.expires;
+		req.in_dialog = c.in_dialog;
+		req.dialog = c.dialog;
 		req.presentity = S(r->presentity);
 		req.watcher = S(r->watcher);
 		req.display_name = S(r->display_name);
-		req.in_dialog = r->in_dialog != 0;
 		req.now = r->now;
 		req.now_ms = r->now_ms;
-		Subscription &d = req.dialog;
-		d.callid = S(r->callid);
-		d.remote_tag = S(r->remote_tag);
-		d.local_tag = S(r->local_tag);
-		d.remote_uri = S(r->remote_uri);
-		d.watcher_uri = d.remote_uri;
-		d.local_uri = S(r->local_uri);
-		d.remote_target = S(r->remote_target);
-		d.route_set = S(r->route_set);
-		d.socket = S(r->socket);
-		d.local_contact = S(r->local_contact);
-		d.remote_cseq = r->remote_cseq;
 		return g_proc->engine->subscribe(req);
 	});
 }
@@ -272,23 +236,24 @@ void imps_presence_flush(void) noexcept
 	});
 }
 
-int imps_presence_tick(long long now, long long now_ms) noexcept
+int imps_presence_tick(long long now, long long now_ms, int expiry) noexcept
 {
 	return guarded("presence timer", -1, [=] {
-		g_proc->engine->tick(now, now_ms);
+		g_proc->engine->tick(now, now_ms, expiry != 0);
 		return 0;
 	});
 }
 
-void imps_presence_notify_failed(imps_pstr_t sid, int code, int retry_after) noexcept
+void imps_presence_complete(imps_str_t presentity, imps_str_t sid, unsigned long long cseq,
+		int code, int retry_after) noexcept
 {
-	guarded("NOTIFY failure handling", 0, [=] {
-		g_proc->engine->notify_failed(S(sid), code, retry_after != 0, now_ms());
+	guarded("NOTIFY response", 0, [=] {
+		g_proc->engine->complete(S(presentity), S(sid), cseq, code, retry_after != 0, now_ms());
 		return 0;
 	});
 }
 
-int imps_presence_reauthorize(imps_pstr_t presentity, imps_pstr_t watcher) noexcept
+int imps_presence_reauthorize(imps_str_t presentity, imps_str_t watcher) noexcept
 {
 	return guarded("rule change", -1, [=] { return g_proc->engine->reauthorize(S(presentity), S(watcher), now_ms()); });
 }
@@ -321,13 +286,13 @@ int imps_presence_rules_snapshot(const imps_presence_rule_row_t *rows, size_t n)
 	});
 }
 
-int imps_presence_terminate(imps_pstr_t sid) noexcept
+int imps_presence_terminate(imps_str_t sid) noexcept
 {
 	return guarded("imps_presence.terminate", -1, [=] { return g_proc->engine->terminate(S(sid), now_ms()) ? 1 : 0; });
 }
 
-int imps_presence_admin_publish(imps_pstr_t presentity, imps_pstr_t body, int expires,
-		imps_pstr_t etag, imps_presence_reply_t *rep) noexcept
+int imps_presence_admin_publish(imps_str_t presentity, imps_str_t body, int expires,
+		imps_str_t etag, imps_presence_reply_t *rep) noexcept
 {
 	return answer("imps_presence.publish", rep, [=] {
 		long long ms = now_ms();
@@ -335,7 +300,7 @@ int imps_presence_admin_publish(imps_pstr_t presentity, imps_pstr_t body, int ex
 	});
 }
 
-int imps_presence_show(imps_pstr_t presentity, void (*doc_sink)(void *, imps_pstr_t),
+int imps_presence_show(imps_str_t presentity, void (*doc_sink)(void *, imps_str_t),
 		void (*pub_sink)(void *, const imps_presence_pubinfo_t *), void *ctx) noexcept
 {
 	return guarded("imps_presence.show", -1, [=] {
@@ -354,19 +319,19 @@ int imps_presence_show(imps_pstr_t presentity, void (*doc_sink)(void *, imps_pst
 	});
 }
 
-int imps_presence_watchers(imps_pstr_t presentity,
+int imps_presence_watchers(imps_str_t presentity,
 		void (*sink)(void *, const imps_presence_subinfo_t *), void *ctx) noexcept
 {
 	return guarded("imps_presence.watchers", -1, [=] {
 		for (const auto &s : g_proc->engine->watchers(S(presentity))) {
 			imps_presence_subinfo_t i{};
 			i.sid = V(s.sid);
-			i.presentity = V(s.presentity);
-			i.event = V(s.event);
+			i.presentity = V(s.resource);
+			i.event = V(s.package);
 			i.watcher = V(s.watcher);
 			i.watcher_uri = V(s.watcher_uri);
 			i.status = V(s.status);
-			i.remote_target = V(s.remote_target);
+			i.remote_target = V(s.dialog.remote_target);
 			i.expires_at = s.expires_at;
 			i.cseq = s.cseq;
 			sink(ctx, &i);
@@ -375,11 +340,11 @@ int imps_presence_watchers(imps_pstr_t presentity,
 	});
 }
 
-int imps_presence_list(int limit, void (*sink)(void *, imps_pstr_t, long long, long long), void *ctx) noexcept
+int imps_presence_list(int limit, void (*sink)(void *, imps_str_t, long long, long long), void *ctx) noexcept
 {
 	return guarded("imps_presence.list", -1, [=] {
 		auto l = g_proc->engine->list(limit);
-		std::sort(l.begin(), l.end(), [](const Store::Summary &a, const Store::Summary &b) {
+		std::sort(l.begin(), l.end(), [](const Summary &a, const Summary &b) {
 			return a.presentity < b.presentity;
 		});
 		for (const auto &s : l) sink(ctx, V(s.presentity), s.publications, s.watchers);
@@ -389,12 +354,12 @@ int imps_presence_list(int limit, void (*sink)(void *, imps_pstr_t, long long, l
 
 long long imps_presence_count_subscriptions(void) noexcept
 {
-	return guarded("subscription count", -1LL, [] { return g_proc->engine->store().count_subscriptions(); });
+	return guarded("subscription count", -1LL, [] { return g_proc->engine->count_subscriptions(); });
 }
 
 long long imps_presence_count_publications(void) noexcept
 {
-	return guarded("publication count", -1LL, [] { return g_proc->engine->store().count_publications(); });
+	return guarded("publication count", -1LL, [] { return g_proc->engine->count_publications(); });
 }
 
 const char *imps_presence_last_error(void) noexcept

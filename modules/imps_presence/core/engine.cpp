@@ -3,16 +3,13 @@
 #include "pidf.hpp"
 #include "winfo_doc.hpp"
 
-#include "imps/hash.hpp"
-#include "imps/sip_text.hpp"
 #include "imps/log.hpp"
+#include "imps/sip_text.hpp"
 
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cstring>
-#include <functional>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace imps::presence {
@@ -44,6 +41,20 @@ Response reply(int code, std::string reason, std::vector<std::string> headers = 
 	return r;
 }
 
+WatcherEntry entry_of(const Subscription &s, const std::string &status, const std::string &event, long long now)
+{
+	WatcherEntry e;
+	e.id = s.sid;
+	// the identity the watcher was authenticated as (asserted), not its From URI
+	e.uri = s.watcher.empty() ? s.watcher_uri : "sip:" + s.watcher;
+	e.display_name = s.display_name;
+	e.status = status;
+	e.event = event;
+	e.duration_subscribed = s.created_at > 0 ? std::max(0LL, now - s.created_at) : 0;
+	if (status != "terminated") e.expiration = std::max(0LL, s.expires_at - now);
+	return e;
+}
+
 }  // namespace
 
 const char *action_name(Action a)
@@ -69,12 +80,6 @@ bool parse_action(const std::string &s, Action &out)
 	return true;
 }
 
-std::string subscription_id(const std::string &callid, const std::string &remote_tag,
-		const std::string &local_tag)
-{
-	return sha256_hex(callid + '\n' + remote_tag + '\n' + local_tag).substr(0, 24);
-}
-
 std::string new_etag()
 {
 	unsigned char b[12];
@@ -87,6 +92,71 @@ std::string new_etag()
 	}
 	return out;
 }
+
+// ---- the packages on the shared layer -------------------------------------------------------
+
+class Engine::PresencePackage final : public subs::Package {
+public:
+	explicit PresencePackage(Engine &e) : e_(e) {}
+	std::string name() const override { return "presence"; }
+	std::vector<std::string> content_types() const override { return {kPidf}; }
+	subs::Notification full_state(const Subscription &s, long long now) override
+	{
+		return e_.presence_state(s, "", now);
+	}
+	subs::Notification final_state(const Subscription &s, const std::string &reason, long long now) override
+	{
+		return e_.presence_state(s, reason, now);
+	}
+	void ended(const Subscription &s, const std::string &reason, long long now_ms) override
+	{
+		e_.presence_ended(s, reason, now_ms);
+	}
+
+private:
+	Engine &e_;
+};
+
+class Engine::WinfoPackage final : public subs::Package {
+public:
+	explicit WinfoPackage(Engine &e) : e_(e) {}
+	std::string name() const override { return "presence.winfo"; }
+	std::vector<std::string> content_types() const override { return {kWinfo}; }
+	subs::Notification full_state(const Subscription &s, long long now) override
+	{
+		return e_.winfo_state(s, "", now);
+	}
+	subs::Notification final_state(const Subscription &s, const std::string &reason, long long now) override
+	{
+		return e_.winfo_state(s, reason, now);
+	}
+
+private:
+	Engine &e_;
+};
+
+Engine::Engine(Config cfg, Redis &redis, std::string key_prefix, Host &host)
+	: cfg_(std::move(cfg)),
+	  host_(host),
+	  subs_(redis, subs::Keys(std::move(key_prefix)), cfg_.notify_busy_ms, cfg_.node, cfg_.epoch),
+	  pubs_(subs_),
+	  delivery_(std::make_unique<subs::HostDelivery<Host>>(host)),
+	  presence_(std::make_unique<PresencePackage>(*this)),
+	  winfo_(std::make_unique<WinfoPackage>(*this))
+{
+	notifier_ = std::make_unique<subs::Notifier>(subs::notifier_config_of(cfg_), subs_, *delivery_, [this](subs::Counter c, long long d) {
+		switch (c) {
+		case subs::Counter::Sent: host_.stat(Stat::NotifiesSent, d); break;
+		case subs::Counter::Failed: host_.stat(Stat::NotifiesFailed, d); break;
+		case subs::Counter::Active: break;  // read from the store
+		case subs::Counter::TimerErrors: host_.stat(Stat::TimerErrors, d); break;
+		}
+	});
+	notifier_->add(*presence_);
+	notifier_->add(*winfo_);
+}
+
+Engine::~Engine() = default;
 
 std::string Engine::offline(const std::string &presentity) const
 {
@@ -106,87 +176,131 @@ std::string Engine::compose_now(const std::string &presentity, const std::vector
 	return compose("sip:" + presentity, src);
 }
 
+// The composed document of the live publications, cached per process: every publication
+// version has an ETag of its own (96 random bits), so the ETags name the document's sources
+// (the generation alone does not: it starts again when a presentity's keys went away).
+std::string Engine::document_of(const std::string &pres, unsigned long long,
+		const std::vector<Publication> &live)
+{
+	std::vector<std::string> tags;
+	tags.reserve(live.size());
+	for (const auto &p : live) tags.push_back(p.etag);
+	std::sort(tags.begin(), tags.end());
+	std::string key;
+	for (const auto &t : tags) key += t + ',';
+	auto it = doc_cache_.find(pres);
+	if (it != doc_cache_.end() && it->second.sources == key) return it->second.doc;
+	std::string doc = compose_now(pres, live);
+	if (doc_cache_.size() >= 4096) doc_cache_.clear();
+	doc_cache_[pres] = {key, doc};
+	return doc;
+}
+
 std::string Engine::current_document(const std::string &pres)
 {
-	std::string d = store_.document(pres);
-	if (!d.empty()) return d;
 	unsigned long long gen = 0;
-	return compose_now(pres, store_.publications(pres, time(nullptr), gen));
+	auto live = pubs_.publications(pres, time(nullptr), gen);
+	return document_of(pres, gen, live);
 }
 
-std::string Engine::subscription_state(const Subscription &s, long long now) const
+// The presence NOTIFY a subscription's status gives it (reason: a final one).
+subs::Notification Engine::presence_state(const Subscription &s, const std::string &reason, long long)
 {
-	long long left = std::max(0LL, s.expires_at - now);
-	return (s.status == "pending" ? "pending;expires=" : "active;expires=") + std::to_string(left);
+	if (reason == "rejected" || reason == "deactivated") return {};
+	if (s.status == "pending") return {};
+	if (s.status == "polite") return {offline(s.resource), kPidf, {}};
+	return {current_document(s.resource), kPidf, {}};
 }
 
-void Engine::queue(const Subscription &s, std::string body, std::string ctype, std::string state)
+namespace {
+
+// A watcher-info change as it waits on a winfo subscription's record (Store::turn's delta):
+// one line per watcher, tab separated.
+std::string clean(std::string v)
 {
-	outbox_.push_back({s, std::move(body), std::move(ctype), std::move(state)});
+	for (auto &c : v)
+		if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+	return v;
 }
 
-// A presence NOTIFY with the body the subscription's status gives it.
-void Engine::queue_presence(const Subscription &s, const std::string &state, const std::string &doc)
+std::string encode_change(const Subscription &s, const std::string &status, const std::string &event)
 {
-	if (s.status == "pending") queue(s, "", "", state);
-	else if (s.status == "polite") queue(s, offline(s.presentity), kPidf, state);
-	else queue(s, doc, kPidf, state);
+	return clean(s.sid) + '\t' + clean(status) + '\t' + clean(event) + '\t' + clean(s.watcher) + '\t'
+			+ clean(s.watcher_uri) + '\t' + clean(s.display_name) + '\t' + std::to_string(s.created_at)
+			+ '\t' + std::to_string(s.expires_at);
 }
 
-void Engine::flush()
+// the changes that waited, oldest first, the latest one per watcher
+std::vector<WatcherEntry> decode_changes(const std::string &lines, long long now)
 {
-	std::vector<Pending> out;
-	out.swap(outbox_);
-	for (const auto &p : out) {
-		bool sent = false;
-		try {
-			sent = host_.send_notify(p.sub, p.body, p.content_type, p.state);
-		} catch (const std::exception &e) {
-			// one NOTIFY that cannot be built or handed over never keeps the others back
-			host_.stat(Stat::TimerErrors, 1);
-			IMPS_ERR("NOTIFY to %s for %s failed: %s", p.sub.remote_target.c_str(),
-					p.sub.presentity.c_str(), e.what());
-		}
-		if (sent) {
-			host_.stat(Stat::NotifiesSent, 1);
-		} else {
-			host_.stat(Stat::NotifiesFailed, 1);
-			IMPS_WARN("NOTIFY to %s for %s could not be sent", p.sub.remote_target.c_str(),
-					p.sub.presentity.c_str());
-		}
+	std::vector<WatcherEntry> out;
+	size_t from = 0;
+	while (from < lines.size()) {
+		size_t nl = lines.find('\n', from);
+		std::string line = lines.substr(from, nl == std::string::npos ? std::string::npos : nl - from);
+		from = nl == std::string::npos ? lines.size() : nl + 1;
+		std::vector<std::string> f;
+		size_t a = 0;
+		for (size_t t; (t = line.find('\t', a)) != std::string::npos; a = t + 1) f.push_back(line.substr(a, t - a));
+		f.push_back(line.substr(a));
+		if (f.size() != 8) continue;
+		Subscription s;
+		s.sid = f[0];
+		s.watcher = f[3];
+		s.watcher_uri = f[4];
+		s.display_name = f[5];
+		s.created_at = std::strtoll(f[6].c_str(), nullptr, 10);
+		s.expires_at = std::strtoll(f[7].c_str(), nullptr, 10);
+		WatcherEntry e = entry_of(s, f[1], f[2], now);
+		out.erase(std::remove_if(out.begin(), out.end(), [&](const WatcherEntry &o) { return o.id == e.id; }),
+				out.end());
+		out.push_back(std::move(e));
 	}
+	return out;
 }
 
-void Engine::recompose(const std::string &pres, std::vector<Publication> live,
-		unsigned long long gen, long long now_ms)
+}  // namespace
+
+// A winfo NOTIFY: the changes that waited for it (partial state) when there are any, else
+// the whole list.
+subs::Notification Engine::winfo_state(const Subscription &s, const std::string &reason, long long now)
 {
-	std::string doc = compose_now(pres, live);
-	DocumentChange ch = store_.set_document(pres, gen, doc, sha1_hex(doc), now_ms, cfg_.min_notify_interval_ms);
+	if (!reason.empty()) return {};
+	if (!s.pending_deltas.empty() && !s.pending_overflow)
+		return {winfo_document(s.version, false, "sip:" + s.resource, decode_changes(s.pending_deltas, now)),
+				kWinfo, {}};
+	return {winfo_full(s, now), kWinfo, {}};
+}
+
+void Engine::presence_ended(const Subscription &s, const std::string &reason, long long now_ms)
+{
+	host_.account(s, false);
+	winfo_changed(s.resource, {{s, "terminated", reason}}, now_ms);
+}
+
+void Engine::flush() { notifier_->flush(); }
+
+// The active watchers that got their turn from a change of the publications: the new
+// document, composed once.
+void Engine::notify_document(const std::string &pres, const subs::Batch &b, unsigned long long gen,
+		const std::vector<Publication> &live, long long now_ms)
+{
+	if (b.send.empty()) return;
+	std::string doc = document_of(pres, gen, live);
 	long long now = now_ms / 1000;
-	for (const auto &s : ch.notify) queue_presence(s, subscription_state(s, now), doc);
-}
-
-// Runs f with the presentity locked and sends the NOTIFYs it queued before unlocking; on an
-// exception nothing queued is sent.
-void Engine::with_lock(const std::string &pres, const std::function<void()> &f)
-{
-	host_.lock(pres);
-	try {
-		f();
-		flush();
-	} catch (...) {
-		outbox_.clear();
-		host_.unlock(pres);
-		throw;
-	}
-	host_.unlock(pres);
+	for (const auto &s : b.send)
+		notifier_->queue(s, {doc, kPidf, {}}, subs::subscription_state(s, now));
 }
 
 // ---- PUBLISH --------------------------------------------------------------------------------
 
-Response Engine::publish(const PublishRequest &req) { return publish_locked(req, false); }
+Response Engine::publish(const PublishRequest &req)
+{
+	notifier_->discard();
+	return publish_checked(req, false);
+}
 
-Response Engine::publish_locked(const PublishRequest &req, bool admin)
+Response Engine::publish_checked(const PublishRequest &req, bool admin)
 {
 	if (!req.has_event || package_of(req.event) != "presence")
 		return reply(489, "Bad Event", {"Allow-Events: presence"});
@@ -219,17 +333,24 @@ Response Engine::publish_locked(const PublishRequest &req, bool admin)
 	}
 	std::string etag = op == PubOp::Remove ? std::string() : new_etag();
 	long long expires_at = req.now + expires;
-	PublishResult r = store_.publish(req.presentity, op, req.if_match, etag,
+	// one atomic step: the publication stored under the new ETag (or the old one consumed)
+	// exactly when the script ran, which is when the answer carries the new ETag
+	PublishResult r = pubs_.publish(req.presentity, op, req.if_match, etag,
 			op == PubOp::Remove ? std::string() : req.body, admin ? "rpc" : req.source,
-			expires_at, req.now, cfg_.max_publications);
+			expires_at, req.now, cfg_.max_publications, cfg_.min_notify_interval_ms, req.now_ms);
 	if (r.outcome == 0) {
 		host_.stat(Stat::Rejected412, 1);
 		return reply(412, "Conditional Request Failed");
 	}
-	if (r.outcome < 0)
-		return reply(403, "Forbidden (too many publications for this presentity)");
+	if (r.outcome < 0) return reply(403, "Forbidden (too many publications for this presentity)");
 	host_.stat(Stat::Publications, 1);
-	if (r.changed && r.watched) recompose(req.presentity, std::move(r.live), r.gen, req.now_ms);
+	try {
+		if (r.changed) notify_document(req.presentity, r.batch, r.gen, r.live, req.now_ms);
+	} catch (const std::exception &e) {
+		// the publication is stored and its ETag must reach the client
+		host_.stat(Stat::TimerErrors, 1);
+		IMPS_ERR("NOTIFYs for the PUBLISH of %s not built: %s", req.presentity.c_str(), e.what());
+	}
 	if (op == PubOp::Remove) return reply(200, "OK", {"Expires: 0"});
 	return reply(200, "OK", {"SIP-ETag: " + etag, "Expires: " + std::to_string(expires)});
 }
@@ -249,8 +370,9 @@ Response Engine::admin_publish(const std::string &presentity, const std::string 
 	req.identity = presentity;
 	req.now = now;
 	req.now_ms = now_ms;
-	Response r;
-	with_lock(presentity, [&] { r = publish_locked(req, true); });
+	notifier_->discard();
+	Response r = publish_checked(req, true);
+	flush();
 	return r;
 }
 
@@ -258,57 +380,51 @@ Response Engine::admin_publish(const std::string &presentity, const std::string 
 
 Response Engine::subscribe(const SubscribeRequest &req)
 {
-	Response r = subscribe_checked(req);
-	if (r.code < 300 && !req.dialog.local_contact.empty())
-		r.headers.push_back("Contact: <" + req.dialog.local_contact + ">");
-	return r;
+	notifier_->discard();
+	return subscribe_checked(req);
 }
 
 Response Engine::subscribe_checked(const SubscribeRequest &req)
 {
-	std::string pkg = req.has_event ? package_of(req.event) : std::string();
-	if (pkg != "presence" && pkg != "presence.winfo")
+	std::string pkg_name = req.has_event ? package_of(req.event) : std::string();
+	if (pkg_name != "presence" && pkg_name != "presence.winfo")
 		return reply(489, "Bad Event", {"Allow-Events: presence, presence.winfo"});
-	bool winfo = pkg == "presence.winfo";
-	const char *ctype = winfo ? kWinfo : kPidf;
-	if (req.has_accept && !accepts(req.accept, ctype))
-		return reply(406, "Not Acceptable", {std::string("Accept: ") + ctype});
-	int expires = req.expires < 0 ? cfg_.default_expires : req.expires;
-	if (expires > 0 && expires < cfg_.min_expires)
-		return reply(423, "Interval Too Brief", {"Min-Expires: " + std::to_string(cfg_.min_expires)});
-	expires = std::min(expires, cfg_.max_expires);
-	long long now = req.now;
+	bool winfo = pkg_name == "presence.winfo";
+	subs::Package &pkg = winfo ? static_cast<subs::Package &>(*winfo_) : *presence_;
 
-	Subscription s = req.dialog;
-	s.sid = subscription_id(s.callid, s.remote_tag, s.local_tag);
-	s.expires_at = now + expires;
+	subs::Notifier::Request r;
+	r.event = req.event;
+	r.has_event = true;
+	r.has_accept = req.has_accept;
+	r.accept = req.accept;
+	r.expires = req.expires;
+	r.in_dialog = req.in_dialog;
+	r.now = req.now;
+	r.now_ms = req.now_ms;
+	r.sub.dialog = req.dialog;
+	subs::Notifier::Response nr;
+	if (!notifier_->check(r, pkg, nr)) {
+		if (nr.code == 406) nr.reason = "Not Acceptable";
+		return reply(nr.code, nr.reason, nr.headers);
+	}
 
 	if (req.in_dialog) {
-		s.last_notify_ms = req.now_ms;
-		SubscribeOutcome o = store_.refresh(s, expires == 0);
-		if (o == SubscribeOutcome::NoSuchDialog) return reply(481, "Subscription Does Not Exist");
-		if (o == SubscribeOutcome::CseqOutOfOrder) return reply(500, "Server Internal Error (CSeq out of order)");
-		if (expires == 0) {
-			ended(s, "timeout", "timeout", true, req.now_ms);
-		} else if (s.event == "presence.winfo") {
-			queue(s, winfo_full(s, s.presentity, now), kWinfo, subscription_state(s, now));
-		} else {
-			// the rules as they are now (an admin may have changed them in SQL)
-			std::string doc;
-			if (!apply_rule(s, req.now_ms, doc))
-				queue_presence(s, subscription_state(s, now), current_document(s.presentity));
-		}
-		return reply(200, "OK", {"Expires: " + std::to_string(expires)});
+		std::string sid = subs::subscription_id(req.dialog.callid, req.dialog.remote_tag, req.dialog.local_tag);
+		r.sub.resource = subs_.resource_of(sid);
+		if (r.sub.resource.empty()) return reply(481, "Subscription Does Not Exist");
+		nr = notifier_->subscribe(r, pkg, cfg_.max_watchers);
+		if (nr.code == 200 && !nr.removed && nr.sub.package == "presence")
+			apply_rule(nr.sub, req.now_ms);  // the rules as they are now (SQL may have changed)
+		return reply(nr.code, nr.reason, nr.headers);
 	}
 
 	if (req.presentity.empty()) return reply(400, "Bad Request (Request-URI has no presentity)");
-	s.presentity = req.presentity;
-	s.event = pkg;
+	Subscription &s = r.sub;
+	s.resource = req.presentity;
 	s.watcher = req.watcher;
+	s.watcher_uri = req.dialog.remote_uri;
 	s.display_name = req.display_name;
-	s.event_id = event_id(req.event);
-	s.created_at = now;
-	s.last_notify_ms = req.now_ms;
+	s.dialog.event_id = event_id(req.event);
 	bool own = lower(req.watcher) == lower(req.presentity);
 	if (winfo) {
 		if (!own) return reply(403, "Forbidden (only the presentity may watch its watchers)");
@@ -318,69 +434,27 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 		if (a == Action::Block) return reply(403, "Forbidden (blocked by the presentity)");
 		s.status = status_for(a);
 	}
-	if (expires == 0) {  // a fetch: one NOTIFY with the state now, nothing stored
-		s.version = 0;
-		s.cseq = 1;
-		if (winfo) queue(s, winfo_full(s, s.presentity, now), kWinfo, "terminated;reason=timeout");
-		else queue_presence(s, "terminated;reason=timeout", current_document(s.presentity));
-		return reply(200, "OK", {"Expires: 0"});
-	}
-	if (!store_.create(s, cfg_.max_watchers))
-		return reply(403, "Forbidden (too many watchers of this presentity)");
-	if (s.version == 0) host_.account(s, true);  // not a retransmission
-	if (winfo) {
-		queue(s, winfo_full(s, s.presentity, now), kWinfo, subscription_state(s, now));
-	} else {
-		queue_presence(s, subscription_state(s, now), current_document(s.presentity));
-		if (s.version == 0)  // not a retransmission
-			winfo_changed(s.presentity,
-					{{s, s.status == "pending" ? "pending" : s.status == "polite" ? "terminated" : "active",
+	nr = notifier_->subscribe(r, pkg, cfg_.max_watchers);
+	if (nr.code == 403) return reply(403, "Forbidden (too many watchers of this presentity)");
+	if (nr.code != 200) return reply(nr.code, nr.reason, nr.headers);
+	if (nr.created) {  // not a retransmission, not a fetch
+		pubs_.remember(req.presentity);
+		host_.account(nr.sub, true);
+		if (!winfo)
+			winfo_changed(req.presentity,
+					{{nr.sub, s.status == "pending" ? "pending" : s.status == "polite" ? "terminated" : "active",
 							s.status == "polite" ? "rejected" : "subscribe"}},
 					req.now_ms);
 	}
-	return reply(200, "OK", {"Expires: " + std::to_string(expires)});
-}
-
-// A subscription that was taken out of the store: final NOTIFY, and the owner's watchers told.
-void Engine::ended(const Subscription &s, const std::string &reason, const std::string &winfo_event,
-		bool send_final, long long now_ms)
-{
-	std::string state = "terminated;reason=" + reason;
-	host_.account(s, false);
-	if (send_final) {
-		if (s.event == "presence.winfo") {
-			queue(s, "", "", state);
-		} else if (reason == "rejected" || reason == "deactivated") {
-			queue(s, "", "", state);
-		} else {
-			queue_presence(s, state, current_document(s.presentity));
-		}
-	}
-	if (s.event != "presence.winfo") winfo_changed(s.presentity, {{s, "terminated", winfo_event}}, now_ms);
+	return reply(200, "OK", nr.headers);
 }
 
 // ---- watcher info ---------------------------------------------------------------------------
 
-namespace {
-WatcherEntry entry_of(const Subscription &s, const std::string &status, const std::string &event, long long now)
-{
-	WatcherEntry e;
-	e.id = s.sid;
-	// the identity the watcher was authenticated as (asserted), not its From URI
-	e.uri = s.watcher.empty() ? s.watcher_uri : "sip:" + s.watcher;
-	e.display_name = s.display_name;
-	e.status = status;
-	e.event = event;
-	e.duration_subscribed = s.created_at > 0 ? std::max(0LL, now - s.created_at) : 0;
-	if (status != "terminated") e.expiration = std::max(0LL, s.expires_at - now);
-	return e;
-}
-}  // namespace
-
-std::string Engine::winfo_full(const Subscription &winfo_sub, const std::string &pres, long long now)
+std::string Engine::winfo_full(const Subscription &winfo_sub, long long now)
 {
 	std::vector<WatcherEntry> list;
-	auto subs = store_.subscriptions(pres, "presence");
+	auto subs = subs_.of(winfo_sub.resource, "presence");
 	std::sort(subs.begin(), subs.end(), [](const Subscription &a, const Subscription &b) {
 		return a.created_at != b.created_at ? a.created_at < b.created_at : a.sid < b.sid;
 	});
@@ -388,138 +462,141 @@ std::string Engine::winfo_full(const Subscription &winfo_sub, const std::string 
 		if (s.status == "active") list.push_back(entry_of(s, "active", "approved", now));
 		else if (s.status == "pending") list.push_back(entry_of(s, "pending", "subscribe", now));
 	}
-	return winfo_document(winfo_sub.version, true, "sip:" + pres, list);
+	return winfo_document(winfo_sub.version, true, "sip:" + winfo_sub.resource, list);
 }
 
+// The owner's watcher-info subscriptions learn of changes of its watchers: a partial document
+// to every one whose turn it is (the others get the full list after their outstanding NOTIFY).
 void Engine::winfo_changed(const std::string &pres, const std::vector<WinfoChange> &changes, long long now_ms)
 {
-	auto wsubs = store_.subscriptions(pres, "presence.winfo");
-	if (wsubs.empty()) return;
-	std::vector<std::string> sids;
-	for (const auto &w : wsubs) sids.push_back(w.sid);
+	std::string delta;
+	for (const auto &c : changes) delta += (delta.empty() ? "" : "\n") + encode_change(c.sub, c.status, c.event);
+	subs::Batch b = subs_.turn(pres, {"pkg:presence.winfo"}, "", 0, now_ms, delta);
 	long long now = now_ms / 1000;
-	std::vector<WatcherEntry> list;
-	for (const auto &c : changes) list.push_back(entry_of(c.sub, c.status, c.event, now));
-	for (const auto &w : store_.bump(sids, "", now_ms))
-		queue(w, winfo_document(w.version, false, "sip:" + pres, list), kWinfo, subscription_state(w, now));
+	for (const auto &w : b.send) {
+		if (w.pending_overflow) {
+			notifier_->queue(w, {winfo_full(w, now), kWinfo, {}}, subs::subscription_state(w, now));
+			continue;
+		}
+		// what waited (a NOTIFY was outstanding when it changed) and this change
+		auto list = decode_changes(w.pending_deltas + (w.pending_deltas.empty() ? "" : "\n") + delta, now);
+		notifier_->queue(w, {winfo_document(w.version, false, "sip:" + pres, list), kWinfo, {}},
+				subs::subscription_state(w, now));
+	}
 }
 
 // ---- timer, failures, rules, RPC ------------------------------------------------------------
 
-// One item of a timer batch: an error is logged and counted, and the batch goes on.
-template <class F>
-void Engine::each_item(const char *what, const std::string &key, F &&f)
+void Engine::tick(long long now, long long now_ms, bool expiry)
 {
+	if (expiry) {
+		int errors = 0;
+		std::vector<ExpiredPublications> expired;
+		try {
+			expired = pubs_.expire(now, now_ms, cfg_.min_notify_interval_ms, 500, errors);
+		} catch (const std::exception &e) {
+			++errors;
+			IMPS_ERR("timer: expired publications failed: %s", e.what());
+		}
+		if (errors) host_.stat(Stat::TimerErrors, errors);
+		for (const auto &e : expired) {
+			try {
+				notify_document(e.presentity, e.batch, e.gen, e.live, now_ms);
+			} catch (const std::exception &ex) {
+				host_.stat(Stat::TimerErrors, 1);
+				IMPS_ERR("timer: NOTIFYs for the expired publications of %s failed: %s",
+						e.presentity.c_str(), ex.what());
+			}
+		}
+		flush();
+		subs::Batch b;
+		try {
+			b = subs_.expire(now, 500);
+		} catch (const std::exception &e) {
+			host_.stat(Stat::TimerErrors, 1);
+			IMPS_ERR("timer: expired subscriptions failed: %s", e.what());
+		}
+		notifier_->handle(b, now, now_ms);
+		flush();
+	}
+	notifier_->retry_completions(now_ms);
+	subs::Batch d;
 	try {
-		f();
+		d = subs_.due(now_ms, 1000);
 	} catch (const std::exception &e) {
 		host_.stat(Stat::TimerErrors, 1);
-		IMPS_ERR("timer: %s of %s failed: %s", what, key.c_str(), e.what());
+		IMPS_ERR("timer: deferred NOTIFYs failed: %s", e.what());
 	}
+	notifier_->handle(d, now, now_ms);
+	flush();
 }
 
-void Engine::tick(long long now, long long now_ms)
+void Engine::complete(const std::string &presentity, const std::string &sid, unsigned long long cseq,
+		int code, bool retry_after, long long now_ms)
 {
-	std::vector<std::string> expired;
-	each_item("expired publications", "*", [&] { expired = store_.expire_publications(now, 500); });
-	for (const auto &pres : expired) {
-		each_item("recomposition", pres, [&] {
-			with_lock(pres, [&] {
-				unsigned long long gen = 0;
-				auto live = store_.publications(pres, now, gen);
-				recompose(pres, std::move(live), gen, now_ms);
-			});
-		});
-	}
-	std::vector<Subscription> ended_subs;
-	each_item("expired subscriptions", "*", [&] { ended_subs = store_.claim_expired(now, 500); });
-	for (const auto &s : ended_subs) {
-		// a pending subscription nobody decided on: giveup (RFC 3857)
-		const char *why = s.status == "pending" ? "giveup" : "timeout";
-		each_item("final NOTIFY", s.sid, [&] {
-			with_lock(s.presentity, [&] { ended(s, why, why, true, now_ms); });
-		});
-	}
-	std::vector<Subscription> due_list;
-	each_item("coalesced NOTIFYs", "*", [&] { due_list = store_.claim_due(now_ms, 1000); });
-	for (const auto &due : due_list) {
-		each_item("coalesced NOTIFY", due.sid, [&] {
-			with_lock(due.presentity, [&] {
-				for (const auto &s : store_.bump({due.sid}, "", now_ms))
-					if (s.status == "active")
-						queue_presence(s, subscription_state(s, now), current_document(s.presentity));
-			});
-		});
-	}
-}
-
-void Engine::notify_failed(const std::string &sid, int code, bool retry_after, long long now_ms)
-{
-	if (code < 300) return;
-	host_.stat(Stat::NotifiesFailed, 1);
-	if (code != 481 && retry_after) return;
-	Subscription s;
-	if (!store_.take(sid, false, s)) return;
-	IMPS_INFO("subscription %s of %s to %s removed: NOTIFY answered %d", sid.c_str(),
-			s.watcher.c_str(), s.presentity.c_str(), code);
-	with_lock(s.presentity, [&] { ended(s, "timeout", "timeout", false, now_ms); });
+	notifier_->complete(presentity, sid, cseq, code, retry_after, now_ms);
+	flush();
 }
 
 // The owner's rule for an existing presence subscription applied now: a changed status is
 // stored and notified to both sides (a block ends the subscription). True when it changed.
-bool Engine::apply_rule(const Subscription &s, long long now_ms, std::string &doc)
+bool Engine::apply_rule(const Subscription &s, long long now_ms)
 {
-	long long now = now_ms / 1000;
-	bool own = lower(s.watcher) == lower(s.presentity);
-	Action a = own ? Action::Allow : host_.rule(s.presentity, s.watcher);
+	bool own = lower(s.watcher) == lower(s.resource);
+	Action a = own ? Action::Allow : host_.rule(s.resource, s.watcher);
 	if (a == Action::Unknown) return false;  // rules unreadable: keep what the watcher has
 	if (a == Action::Block) {
-		Subscription t;
-		if (!store_.take(s.sid, true, t)) return false;
-		ended(t, "rejected", "rejected", true, now_ms);
+		subs::Batch b;
+		if (!subs_.take(s.resource, s.sid, "rejected", true, now_ms, b)) return false;
+		notifier_->handle(b, now_ms / 1000, now_ms);  // final NOTIFY, winfo, accounting
 		return true;
 	}
 	std::string status = status_for(a);
 	if (status == s.status) return false;
-	bool changed = false;
-	for (const auto &n : store_.bump({s.sid}, status, now_ms)) {
-		if (status == "active" && doc.empty()) doc = current_document(s.presentity);
-		queue_presence(n, subscription_state(n, now), doc);
-		if (status == "active") winfo_changed(s.presentity, {{n, "active", "approved"}}, now_ms);
-		else if (status == "polite") winfo_changed(s.presentity, {{n, "terminated", "rejected"}}, now_ms);
-		else winfo_changed(s.presentity, {{n, "pending", "subscribe"}}, now_ms);
-		changed = true;
+	subs::Batch b = subs_.turn(s.resource, {s.sid}, status, 0, now_ms);
+	notifier_->handle(b, now_ms / 1000, now_ms);
+	Subscription n = s;
+	n.status = status;
+	if (status == "active") winfo_changed(s.resource, {{n, "active", "approved"}}, now_ms);
+	else if (status == "polite") winfo_changed(s.resource, {{n, "terminated", "rejected"}}, now_ms);
+	else winfo_changed(s.resource, {{n, "pending", "subscribe"}}, now_ms);
+	return true;
+}
+
+int Engine::reauthorize_one(const std::string &presentity, const std::string &watcher, long long now_ms)
+{
+	int changed = 0;
+	for (const auto &s : subs_.of(presentity, "presence")) {
+		if (!watcher.empty() && lower(s.watcher) != lower(watcher) && lower(domain_of(s.watcher)) != lower(watcher))
+			continue;
+		if (apply_rule(s, now_ms)) ++changed;
 	}
+	flush();
 	return changed;
 }
 
 int Engine::reauthorize(const std::string &presentity, const std::string &watcher, long long now_ms)
 {
-	if (presentity.find('@') == std::string::npos) {
-		// a domain's rule: every presentity of the domain with state here
-		int changed = 0;
-		for (const auto &p : store_.list(1000000))
-			if (lower(domain_of(p.presentity)) == lower(presentity))
-				changed += reauthorize(p.presentity, watcher, now_ms);
-		return changed;
-	}
+	notifier_->discard();
+	if (presentity.find('@') != std::string::npos) return reauthorize_one(presentity, watcher, now_ms);
+	// a domain's rule: every presentity of the domain with state here, through the registry
+	// page by page (each presentity its own small scripts: nothing runs over all of them)
 	int changed = 0;
-	with_lock(presentity, [&] {
-		std::string doc;
-		for (const auto &s : store_.subscriptions(presentity, "presence")) {
-			if (!watcher.empty() && lower(s.watcher) != lower(watcher) && lower(domain_of(s.watcher)) != lower(watcher))
-				continue;
-			if (apply_rule(s, now_ms, doc)) ++changed;
-		}
-	});
+	for (const auto &p : pubs_.list(1 << 30, now_ms / 1000))
+		if (lower(domain_of(p.presentity)) == lower(presentity))
+			changed += reauthorize_one(p.presentity, watcher, now_ms);
 	return changed;
 }
 
 bool Engine::terminate(const std::string &sid, long long now_ms)
 {
-	Subscription s;
-	if (!store_.take(sid, true, s)) return false;
-	with_lock(s.presentity, [&] { ended(s, "deactivated", "deactivated", true, now_ms); });
+	std::string pres = subs_.resource_of(sid);
+	if (pres.empty()) return false;
+	subs::Batch b;
+	notifier_->discard();
+	if (!subs_.take(pres, sid, "deactivated", true, now_ms, b)) return false;
+	notifier_->handle(b, now_ms / 1000, now_ms);
+	flush();
 	return true;
 }
 
@@ -527,10 +604,11 @@ PresentityView Engine::show(const std::string &presentity, long long now)
 {
 	PresentityView v;
 	unsigned long long gen = 0;
-	v.publications = store_.publications(presentity, now, gen);
-	v.document = store_.document(presentity);
-	if (v.document.empty()) v.document = compose_now(presentity, v.publications);
+	v.publications = pubs_.publications(presentity, now, gen);
+	v.document = document_of(presentity, gen, v.publications);
 	return v;
 }
+
+std::vector<Summary> Engine::list(int limit) { return pubs_.list(limit, time(nullptr)); }
 
 }  // namespace imps::presence

@@ -1,15 +1,21 @@
 // The presence application: PUBLISH (RFC 3903), composition of every publication of a
-// presentity, SUBSCRIBE/NOTIFY for presence (RFC 3856/6665) and presence.winfo (RFC 3857),
-// watcher authorization by rules. Knows nothing of Kamailio: the shim supplies a Host.
+// presentity, and the event packages presence (RFC 3856) and presence.winfo (RFC 3857) on the
+// shared subscription layer (imps/subs.hpp), watcher authorization by rules. Knows nothing of
+// Kamailio: the shim supplies a Host.
 #pragma once
 
 #include "store.hpp"
 
-#include <functional>
+#include "imps/subs.hpp"
+
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace imps::presence {
+
+using subs::Subscription;
 
 // Unknown: the rules could not be read; a new watcher then waits (pending), an existing one
 // keeps the status it has.
@@ -29,6 +35,11 @@ struct Config {
 	int max_watchers = 1000;         // subscriptions per presentity and package
 	long long min_notify_interval_ms = 1000;
 	std::string offline_document;    // template; "%ENTITY%" is the presentity URI; "": default
+	bool remove_on_timeout = true;   // a NOTIFY answered 408 (or timed out) ends the subscription
+	long long notify_busy_ms = 35000;  // longest wait for a NOTIFY's final response
+	std::string node = "-";          // this node's name and start time (subs::Store)
+	std::string epoch = "0";
+	int reauthorize_batch = 200;     // presentities per step of a domain's re-authorization
 };
 
 enum class Stat {
@@ -43,15 +54,11 @@ enum class Stat {
 class Host {
 public:
 	virtual ~Host() = default;
-	// In-dialog NOTIFY through tm; content_type empty: no body.
-	virtual bool send_notify(const Subscription &s, const std::string &body,
-			const std::string &content_type, const std::string &subscription_state) = 0;
+	// In-dialog NOTIFY through tm; its final response comes back through Engine::complete().
+	virtual bool send_notify(const subs::Outgoing &n) = 0;
 	// The owner's rule for a watcher (rules table, else the default action).
 	virtual Action rule(const std::string &presentity, const std::string &watcher) = 0;
 	virtual void stat(Stat which, long long delta) = 0;
-	// Serializes changes of one presentity inside this node (NOTIFY order = CSeq order).
-	virtual void lock(const std::string &presentity) = 0;
-	virtual void unlock(const std::string &presentity) = 0;
 	// Accounting of a subscription: Start when it is created, Stop when it ends.
 	virtual void account(const Subscription &, bool) {}
 };
@@ -83,11 +90,11 @@ struct SubscribeRequest {
 	bool has_accept = false;
 	std::vector<std::string> accept;
 	int expires = -1;
-	std::string presentity;  // user@host (Request-URI for initial, To for in-dialog)
+	std::string presentity;  // user@host of the Request-URI (initial SUBSCRIBE)
 	std::string watcher;     // canonical identity of the watcher
 	std::string display_name;
 	bool in_dialog = false;
-	Subscription dialog;
+	subs::Dialog dialog;
 	long long now = 0;
 	long long now_ms = 0;
 };
@@ -99,21 +106,24 @@ struct PresentityView {
 
 class Engine {
 public:
-	Engine(Config cfg, Store &store, Host &host) : cfg_(std::move(cfg)), store_(store), host_(host) {}
+	Engine(Config cfg, Redis &redis, std::string key_prefix, Host &host);
+	~Engine();
 
 	// Both answer the request; NOTIFYs they imply are queued: call flush() after the reply.
 	Response publish(const PublishRequest &req);
 	Response subscribe(const SubscribeRequest &req);
 	void flush();
 
-	// Timer work: expired publications and subscriptions, coalesced NOTIFYs now due.
-	void tick(long long now, long long now_ms);
-
-	// A NOTIFY got a final reply >= 300 (408: timed out).
-	void notify_failed(const std::string &sid, int code, bool retry_after, long long now_ms);
+	// Timer work: expired publications (with expiry) and subscriptions, deferred and
+	// coalesced NOTIFYs now due.
+	void tick(long long now, long long now_ms, bool expiry = true);
+	// The final response of a NOTIFY (408: timed out).
+	void complete(const std::string &presentity, const std::string &sid, unsigned long long cseq,
+			int code, bool retry_after, long long now_ms);
 
 	// Applies the current rules to the presentity's existing watchers (all of them when watcher
-	// is empty, else those whose identity or domain is watcher). Returns how many changed.
+	// is empty, else those whose identity or domain is watcher). presentity may be a domain:
+	// every presentity of it, in bounded steps. Returns how many changed.
 	int reauthorize(const std::string &presentity, const std::string &watcher, long long now_ms);
 	// Ends a subscription from the RPC (reason deactivated). False: unknown.
 	bool terminate(const std::string &sid, long long now_ms);
@@ -123,55 +133,57 @@ public:
 			const std::string &etag, long long now, long long now_ms);
 
 	PresentityView show(const std::string &presentity, long long now);
-	std::vector<Subscription> watchers(const std::string &presentity) { return store_.subscriptions(presentity, ""); }
-	std::vector<Store::Summary> list(int limit) { return store_.list(limit); }
-	Store &store() { return store_; }
+	std::vector<Subscription> watchers(const std::string &presentity) { return subs_.of(presentity, ""); }
+	std::vector<Summary> list(int limit);
+	long long count_subscriptions() { return subs_.count(); }
+	long long count_publications() { return pubs_.count_publications(); }
 	const Config &config() const { return cfg_; }
 
 	// Document composed from the live publications (offline document when none).
 	std::string compose_now(const std::string &presentity, const std::vector<Publication> &pubs) const;
 	std::string offline(const std::string &presentity) const;
+	// The presentity's document now (composed from its publications, cached by generation).
+	std::string current_document(const std::string &presentity);
+
+	// the packages' content (the shared layer asks for them)
+	subs::Notification presence_state(const Subscription &s, const std::string &reason, long long now);
+	subs::Notification winfo_state(const Subscription &s, const std::string &reason, long long now);
+	void presence_ended(const Subscription &s, const std::string &reason, long long now_ms);
 
 private:
-	struct Pending {
-		Subscription sub;
-		std::string body;
-		std::string content_type;
-		std::string state;
-	};
+	class PresencePackage;
+	class WinfoPackage;
 	struct WinfoChange {
 		Subscription sub;    // the presence subscription that changed
 		std::string status;  // pending | active | terminated
 		std::string event;   // subscribe | approved | deactivated | rejected | timeout | giveup
 	};
 
-	void recompose(const std::string &pres, std::vector<Publication> live, unsigned long long gen,
-			long long now_ms);
-	void queue(const Subscription &s, std::string body, std::string ctype, std::string state);
-	void queue_presence(const Subscription &s, const std::string &state, const std::string &doc);
-	std::string current_document(const std::string &pres);
-	std::string subscription_state(const Subscription &s, long long now) const;
-	void winfo_changed(const std::string &pres, const std::vector<WinfoChange> &changes,
-			long long now_ms);
-	std::string winfo_full(const Subscription &winfo_sub, const std::string &pres, long long now);
-	void with_lock(const std::string &pres, const std::function<void()> &f);
-	template <class F>
-	void each_item(const char *what, const std::string &key, F &&f);
-	bool apply_rule(const Subscription &s, long long now_ms, std::string &doc);
+	void notify_document(const std::string &pres, const subs::Batch &b, unsigned long long gen,
+			const std::vector<Publication> &live, long long now_ms);
+	void winfo_changed(const std::string &pres, const std::vector<WinfoChange> &changes, long long now_ms);
+	std::string winfo_full(const Subscription &winfo_sub, long long now);
+	bool apply_rule(const Subscription &s, long long now_ms);
+	int reauthorize_one(const std::string &presentity, const std::string &watcher, long long now_ms);
 	Response subscribe_checked(const SubscribeRequest &req);
-	Response publish_locked(const PublishRequest &req, bool admin);
-	void ended(const Subscription &s, const std::string &reason, const std::string &winfo_event,
-			bool send_final, long long now_ms);
+	Response publish_checked(const PublishRequest &req, bool admin);
+	std::string document_of(const std::string &pres, unsigned long long gen, const std::vector<Publication> &live);
 
 	Config cfg_;
-	Store &store_;
 	Host &host_;
-	std::vector<Pending> outbox_;
+	subs::Store subs_;
+	PublicationStore pubs_;
+	std::unique_ptr<subs::Delivery> delivery_;
+	std::unique_ptr<PresencePackage> presence_;
+	std::unique_ptr<WinfoPackage> winfo_;
+	std::unique_ptr<subs::Notifier> notifier_;
+	struct Cached {
+		std::string sources;  // the ETags of the publications it was composed from
+		std::string doc;
+	};
+	std::map<std::string, Cached> doc_cache_;  // per process, bounded
 };
 
-// Dialog id of a subscription: the same on every node for the same dialog.
-std::string subscription_id(const std::string &callid, const std::string &remote_tag,
-		const std::string &local_tag);
 // A new random entity tag.
 std::string new_etag();
 

@@ -6,6 +6,7 @@
 #include "imps/log.hpp"
 #include "imps/redis.hpp"
 
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <sstream>
@@ -17,26 +18,11 @@ namespace {
 struct HostAdapter final : Host {
 	imps_reginfo_host_t h{};
 
-	bool send_notify(const Subscription &s, const std::string &body, const std::string &state) override
+	bool send_notify(const imps::subs::Outgoing &n) override
 	{
-		auto v = [](const std::string &x) { return imps_str_t{x.data(), x.size()}; };
-		imps_reginfo_notify_t n{};
-		n.sid = v(s.sid);
-		n.aor = v(s.aor);
-		n.callid = v(s.callid);
-		n.local_tag = v(s.local_tag);
-		n.remote_tag = v(s.remote_tag);
-		n.local_uri = v(s.local_uri);
-		n.remote_uri = v(s.remote_uri);
-		n.remote_target = v(s.remote_target);
-		n.route_set = v(s.route_set);
-		n.socket = v(s.socket);
-		n.local_contact = v(s.local_contact);
-		n.body = v(body);
-		n.subscription_state = v(state);
-		n.event_id = v(s.event_id);
-		n.cseq = s.cseq;
-		return h.send_notify && h.send_notify(&n) == 0;
+		std::string headers;
+		imps_request_t r = imps::subs::notify_request(n, headers);
+		return h.send_request && h.send_request(&r) == 0;
 	}
 
 	bool get_bindings(const std::string &aor, std::vector<Binding> &out) override
@@ -54,7 +40,8 @@ struct HostAdapter final : Host {
 	static void sink(void *ctx, const imps_reginfo_binding_t *b);
 };
 
-std::string S(imps_str_t s) { return s.s ? std::string(s.s, s.len) : std::string(); }
+using imps::to_string;
+std::string S(imps_str_t s) { return to_string(s); }
 
 Binding to_binding(const imps_reginfo_binding_t *b)
 {
@@ -88,8 +75,8 @@ void HostAdapter::sink(void *ctx, const imps_reginfo_binding_t *b)
 struct Process {
 	HostAdapter host;
 	std::unique_ptr<imps::Redis> redis;
-	std::unique_ptr<Store> store;
 	std::unique_ptr<Engine> engine;
+	std::vector<BindingChange> changes;  // queued under usrloc's lock, handled after it
 	std::string last_error;
 };
 Process *g_proc = nullptr;
@@ -139,7 +126,6 @@ int imps_reginfo_open(const imps_reginfo_config_t *cfg, const imps_reginfo_host_
 		p->host.h = *host;
 		imps::set_log_sink(host->log);
 		p->redis = std::make_unique<imps::Redis>(imps::redis_config_of(*cfg));
-		p->store = make_redis_store(*p->redis, cfg->key_prefix ? cfg->key_prefix : "imps:reginfo");
 		Config c;
 		c.min_expires = cfg->min_expires;
 		c.max_expires = cfg->max_expires;
@@ -147,7 +133,11 @@ int imps_reginfo_open(const imps_reginfo_config_t *cfg, const imps_reginfo_host_
 		c.partial_state = cfg->partial_state != 0;
 		c.remove_on_timeout = cfg->remove_on_timeout != 0;
 		c.trusted_watchers = split_list(cfg->trusted_watchers);
-		p->engine = std::make_unique<Engine>(c, *p->store, p->host);
+		if (cfg->notify_busy_ms > 0) c.notify_busy_ms = cfg->notify_busy_ms;
+		if (cfg->node && *cfg->node) c.node = cfg->node;
+		c.epoch = std::to_string(cfg->epoch);
+		p->engine = std::make_unique<Engine>(c, *p->redis,
+				cfg->key_prefix ? cfg->key_prefix : "imps:reginfo", p->host);
 		g_proc = p.release();
 		try {
 			g_proc->redis->command({"PING"});
@@ -180,31 +170,17 @@ int imps_reginfo_subscribe(const imps_reginfo_subscribe_t *r, imps_reginfo_reply
 	try {
 		if (!g_proc) throw std::runtime_error("module not initialized in this process");
 		SubscribeRequest req;
-		req.has_event = r->has_event != 0;
-		req.event = S(r->event);
-		req.has_accept = r->has_accept != 0;
-		if (req.has_accept) {
-			std::string a = S(r->accept);
-			std::stringstream ss(a);
-			std::string item;
-			while (std::getline(ss, item, ',')) req.accept.push_back(item);
-		}
-		req.expires = r->expires;
+		imps::subs::SubscribeCommon c = imps::subs::common_of(r->sub);
+		req.has_event = c.has_event;
+		req.event = c.event;
+		req.has_accept = c.has_accept;
+		req.accept = c.accept;
+		req.expires = c.expires;
+		req.in_dialog = c.in_dialog;
+		req.dialog = c.dialog;
 		req.aor = S(r->aor);
 		req.watcher = S(r->watcher);
-		req.in_dialog = r->in_dialog != 0;
 		req.now = r->now;
-		Subscription &d = req.dialog;
-		d.callid = S(r->callid);
-		d.remote_tag = S(r->remote_tag);
-		d.local_tag = S(r->local_tag);
-		d.remote_uri = S(r->remote_uri);
-		d.local_uri = S(r->local_uri);
-		d.remote_target = S(r->remote_target);
-		d.route_set = S(r->route_set);
-		d.socket = S(r->socket);
-		d.local_contact = S(r->local_contact);
-		d.remote_cseq = r->remote_cseq;
 		SubscribeResponse res = g_proc->engine->subscribe(req);
 		std::string hdrs;
 		for (const auto &h : res.headers) hdrs += h + "\r\n";
@@ -233,50 +209,112 @@ void imps_reginfo_flush(void) noexcept
 	}
 }
 
-int imps_reginfo_binding_changed(imps_str_t aor, const imps_reginfo_binding_t *changed, int change,
+int imps_reginfo_queue_change(imps_str_t aor, const imps_reginfo_binding_t *changed, int change,
 		int cause, const char *admin_event, const imps_reginfo_binding_t *current, size_t n,
 		long long now) noexcept
 {
 	try {
 		if (!g_proc) return -1;
-		std::vector<Binding> cur;
-		cur.reserve(n);
-		for (size_t i = 0; i < n; ++i) cur.push_back(to_binding(&current[i]));
-		Change ch = change == IMPS_CHANGE_INSERT ? Change::Insert
+		BindingChange c;
+		c.aor = S(aor);
+		c.changed = to_binding(changed);
+		c.current.reserve(n);
+		for (size_t i = 0; i < n; ++i) c.current.push_back(to_binding(&current[i]));
+		c.change = change == IMPS_CHANGE_INSERT ? Change::Insert
 				: change == IMPS_CHANGE_UPDATE   ? Change::Update
 				: change == IMPS_CHANGE_DELETE   ? Change::Delete
 												 : Change::Expire;
-		Cause ca = cause == IMPS_CAUSE_REGISTER ? Cause::Register
+		c.cause = cause == IMPS_CAUSE_REGISTER ? Cause::Register
 				: cause == IMPS_CAUSE_ADMIN     ? Cause::Admin
 												: Cause::Other;
-		g_proc->engine->binding_changed(S(aor), to_binding(changed), ch, ca,
-				admin_event ? admin_event : "", cur, now);
+		c.admin_event = admin_event ? admin_event : "";
+		c.now = now;
+		c.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+				std::chrono::system_clock::now().time_since_epoch()).count();
+		g_proc->changes.push_back(std::move(c));
 		return 0;
 	} catch (const std::exception &e) {
-		fail("reg event for a binding change", e);
+		fail("queueing a binding change", e);
 	} catch (...) {
 	}
 	return -1;
 }
 
-int imps_reginfo_expire(long long now) noexcept
+void imps_reginfo_run_changes(void) noexcept
+{
+	if (!g_proc || g_proc->changes.empty()) return;
+	std::vector<BindingChange> todo;
+	todo.swap(g_proc->changes);
+	for (const auto &c : todo) {
+		// one change that fails (Redis down) never keeps the others back
+		try {
+			g_proc->engine->binding_changed(c);
+		} catch (const std::exception &e) {
+			g_proc->host.stat(Stat::TimerErrors, 1);
+			fail(("reg event for a binding change of " + c.aor).c_str(), e);
+		} catch (...) {
+		}
+	}
+}
+
+int imps_reginfo_export_changes(void (*sink)(void *, const char *, size_t), void *ctx) noexcept
+{
+	int n = 0;
+	try {
+		if (!g_proc) return -1;
+		std::vector<BindingChange> todo;
+		todo.swap(g_proc->changes);
+		for (const auto &c : todo) {
+			std::string blob = c.serialize();
+			sink(ctx, blob.data(), blob.size());
+			++n;
+		}
+		return n;
+	} catch (const std::exception &e) {
+		fail("handing a binding change over", e);
+	} catch (...) {
+	}
+	return -1;
+}
+
+int imps_reginfo_import_change(const char *blob, size_t len) noexcept
 {
 	try {
 		if (!g_proc) return -1;
-		return g_proc->engine->expire(now);
+		BindingChange c;
+		if (!BindingChange::parse(std::string(blob, len), c)) {
+			IMPS_ERR("a binding change handed over does not parse: dropped");
+			return -1;
+		}
+		g_proc->changes.push_back(std::move(c));
+		return 0;
 	} catch (const std::exception &e) {
-		fail("reg subscription expiry", e);
+		fail("taking a binding change over", e);
 	} catch (...) {
 	}
 	return -1;
 }
 
-void imps_reginfo_notify_failed(imps_str_t sid, imps_str_t aor, int code, int retry_after) noexcept
+void imps_reginfo_complete(imps_str_t aor, imps_str_t sid, unsigned long long cseq, int code,
+		int retry_after, long long now_ms) noexcept
 {
 	try {
-		if (g_proc) g_proc->engine->notify_failed(S(sid), S(aor), code, retry_after != 0);
+		if (g_proc) g_proc->engine->complete(S(aor), S(sid), cseq, code, retry_after != 0, now_ms);
 	} catch (const std::exception &e) {
-		fail("reg NOTIFY failure handling", e);
+		g_proc->host.stat(Stat::TimerErrors, 1);
+		fail("reg NOTIFY response", e);
+	} catch (...) {
+	}
+}
+
+void imps_reginfo_timer(long long now, long long now_ms, int expiry) noexcept
+{
+	try {
+		if (!g_proc) return;
+		if (expiry) g_proc->engine->expire(now, now_ms);
+		g_proc->engine->send_due(now_ms);
+	} catch (const std::exception &e) {
+		fail("reg timer", e);
 	} catch (...) {
 	}
 }
@@ -304,10 +342,10 @@ int imps_reginfo_list(imps_str_t aor, int limit,
 		for (const auto &s : g_proc->engine->list(S(aor), limit)) {
 			imps_reginfo_subinfo_t i{};
 			i.sid = v(s.sid);
-			i.aor = v(s.aor);
+			i.aor = v(s.resource);
 			i.watcher = v(s.watcher);
-			i.remote_target = v(s.remote_target);
-			i.socket = v(s.socket);
+			i.remote_target = v(s.dialog.remote_target);
+			i.socket = v(s.dialog.socket);
 			i.expires_at = s.expires_at;
 			i.version = s.version;
 			i.cseq = s.cseq;

@@ -1,16 +1,17 @@
 #include "engine.hpp"
 
-#include "imps/hash.hpp"
-#include "imps/sip_text.hpp"
 #include "imps/log.hpp"
 #include "imps/redis.hpp"
+#include "imps/sip_text.hpp"
 
 #include <algorithm>
-#include <cctype>
+#include <climits>
 #include <cstring>
 
 namespace imps::reginfo {
 namespace {
+
+const char *kReginfo = "application/reginfo+xml";
 
 std::string strip_angle(const std::string &s)
 {
@@ -20,16 +21,47 @@ std::string strip_angle(const std::string &s)
 
 }  // namespace
 
+// ---- the package on the shared layer --------------------------------------------------------
+
+class Engine::Package final : public subs::Package {
+public:
+	explicit Package(Engine &e) : e_(e) {}
+	std::string name() const override { return "reg"; }
+	std::vector<std::string> content_types() const override { return {kReginfo}; }
+	subs::Notification full_state(const subs::Subscription &s, long long now) override
+	{
+		return e_.full_state(s, now);
+	}
+
+private:
+	Engine &e_;
+};
+
+Engine::Engine(Config cfg, Redis &redis, std::string key_prefix, Host &host)
+	: cfg_(std::move(cfg)),
+	  host_(host),
+	  subs_(redis, subs::Keys(std::move(key_prefix)), cfg_.notify_busy_ms, cfg_.node, cfg_.epoch),
+	  bindings_(subs_),
+	  delivery_(std::make_unique<subs::HostDelivery<Host>>(host)),
+	  package_(std::make_unique<Package>(*this))
+{
+	notifier_ = std::make_unique<subs::Notifier>(subs::notifier_config_of(cfg_), subs_, *delivery_, [this](subs::Counter c, long long d) {
+		switch (c) {
+		case subs::Counter::Sent: host_.stat(Stat::NotifiesSent, d); break;
+		case subs::Counter::Failed: host_.stat(Stat::NotifiesFailed, d); break;
+		case subs::Counter::Active: host_.stat(Stat::ActiveSubscriptions, d); break;
+		case subs::Counter::TimerErrors: host_.stat(Stat::TimerErrors, d); break;
+		}
+	});
+	notifier_->add(*package_);
+}
+
+Engine::~Engine() = default;
+
 std::string Binding::key() const
 {
 	if (!instance.empty()) return instance + ";reg-id=" + std::to_string(reg_id);
 	return uri;
-}
-
-std::string subscription_id(const std::string &callid, const std::string &remote_tag,
-		const std::string &local_tag)
-{
-	return sha256_hex(callid + '\n' + remote_tag + '\n' + local_tag).substr(0, 24);
 }
 
 bool Engine::authorized(const std::string &aor, const std::string &watcher) const
@@ -89,27 +121,31 @@ Document Engine::full_document(const std::string &aor, const std::vector<Binding
 	return d;
 }
 
-void Engine::send(const Subscription &s, const std::string &body, const std::string &state)
+// The AoR's state now: usrloc copied (its lock held only for the copy), then the metadata
+// read from Redis with no lock held.
+subs::Notification Engine::full_state(const subs::Subscription &s, long long now)
 {
-	if (host_.send_notify(s, body, state)) {
-		host_.stat(Stat::NotifiesSent, 1);
-	} else {
-		host_.stat(Stat::NotifiesFailed, 1);
-		IMPS_WARN("reg NOTIFY to %s for %s could not be sent", s.remote_target.c_str(), s.aor.c_str());
+	std::vector<Binding> bindings;
+	bool exists = host_.get_bindings(s.resource, bindings);
+	std::map<std::string, BindingMeta> meta;
+	if (!bindings.empty()) {
+		try {
+			meta = bindings_.bindings(s.resource);
+		} catch (const std::exception &e) {
+			IMPS_WARN("reg NOTIFY for %s without binding metadata: %s", s.resource.c_str(), e.what());
+		}
 	}
+	Document d = full_document(s.resource, bindings, exists, meta, now);
+	d.version = s.version;
+	return {build(d), kReginfo, {}};
 }
 
-void Engine::flush()
-{
-	std::vector<Pending> out;
-	out.swap(outbox_);
-	for (const auto &p : out) send(p.sub, p.body, p.state);
-}
+void Engine::flush() { notifier_->flush(); }
 
 SubscribeResponse Engine::subscribe(const SubscribeRequest &req)
 {
 	SubscribeResponse res;
-	outbox_.clear();
+	notifier_->discard();
 	std::string package = trim(req.event.substr(0, req.event.find(';')));
 	if (!req.has_event || package != "reg") {
 		res.code = 489;
@@ -117,81 +153,53 @@ SubscribeResponse Engine::subscribe(const SubscribeRequest &req)
 		res.headers.push_back("Allow-Events: reg");
 		return res;
 	}
-	if (req.has_accept && !accepts(req.accept, "application/reginfo+xml")) {
-		res.code = 406;
-		res.reason = "Not Acceptable (Accept must allow application/reginfo+xml)";
-		res.headers.push_back("Accept: application/reginfo+xml");
+	subs::Notifier::Request r;
+	r.event = req.event;
+	r.has_event = true;
+	r.has_accept = req.has_accept;
+	r.accept = req.accept;
+	r.expires = req.expires;
+	r.in_dialog = req.in_dialog;
+	r.now = req.now;
+	r.now_ms = req.now_ms ? req.now_ms : req.now * 1000;
+	r.sub.dialog = req.dialog;
+	r.sub.watcher = req.watcher;
+	r.sub.resource = req.aor;
+	subs::Notifier::Response nr;
+	if (!notifier_->check(r, *package_, nr)) {
+		res.code = nr.code;
+		res.reason = nr.reason;
+		res.headers = nr.headers;
+		if (res.code == 406) res.reason = "Not Acceptable (Accept must allow application/reginfo+xml)";
 		return res;
 	}
-	int expires = req.expires < 0 ? cfg_.default_expires : req.expires;
-	if (expires > 0 && expires < cfg_.min_expires) {
-		res.code = 423;
-		res.reason = "Interval Too Brief";
-		res.headers.push_back("Min-Expires: " + std::to_string(cfg_.min_expires));
-		return res;
-	}
-	if (expires > cfg_.max_expires) expires = cfg_.max_expires;
-
-	Subscription s = req.dialog;
-	s.sid = subscription_id(s.callid, s.remote_tag, s.local_tag);
-	s.expires_at = expires > 0 ? req.now + expires : 0;
-	std::string state;
-
 	if (req.in_dialog) {
-		SubscribeOutcome o = store_.refresh(s, expires == 0);
-		if (o == SubscribeOutcome::NoSuchDialog) {
+		std::string sid = subs::subscription_id(req.dialog.callid, req.dialog.remote_tag, req.dialog.local_tag);
+		r.sub.resource = subs_.resource_of(sid);
+		if (r.sub.resource.empty()) {
 			res.code = 481;
 			res.reason = "Subscription Does Not Exist";
 			return res;
 		}
-		if (o == SubscribeOutcome::CseqOutOfOrder) {
-			res.code = 500;
-			res.reason = "CSeq Out of Order";
-			return res;
-		}
-		if (expires == 0) {
-			state = "terminated";
-			host_.stat(Stat::ActiveSubscriptions, -1);
-		} else {
-			state = "active;expires=" + std::to_string(expires);
-		}
 	} else {
-		s.aor = req.aor;
-		s.aor_uri = "sip:" + req.aor;
-		s.event_id = event_id(req.event);
-		s.watcher = req.watcher;
+		r.sub.dialog.event_id = event_id(req.event);
 		if (!authorized(req.aor, req.watcher)) {
 			res.code = 403;
 			res.reason = "Forbidden (watcher not authorized for this AoR)";
 			return res;
 		}
-		store_.create(s, expires > 0);
-		if (expires > 0) {
-			state = "active;expires=" + std::to_string(expires);
-			host_.stat(Stat::ActiveSubscriptions, 1);
-		} else {
-			state = "terminated;reason=timeout";  // a fetch: one NOTIFY, nothing kept
-		}
 	}
-
-	std::vector<Binding> bindings;
-	bool exists = host_.get_bindings(s.aor, bindings);
-	auto meta = bindings.empty() ? std::map<std::string, BindingMeta>{} : store_.bindings(s.aor);
-	Document d = full_document(s.aor, bindings, exists, meta, req.now);
-	d.version = s.version;
-	outbox_.push_back({s, build(d), state});
-
-	res.code = 200;
-	res.reason = "OK";
-	res.headers.push_back("Expires: " + std::to_string(expires));
-	if (!s.local_contact.empty()) res.headers.push_back("Contact: <" + s.local_contact + ">");
-	res.notify = true;
+	nr = notifier_->subscribe(r, *package_, INT_MAX);
+	res.code = nr.code;
+	res.reason = nr.reason;
+	res.headers = nr.headers;
+	res.notify = nr.code < 300;
 	return res;
 }
 
 void Engine::binding_changed(const std::string &aor, const Binding &changed, Change change,
 		Cause cause, const std::string &admin_event, const std::vector<Binding> &current,
-		long long now)
+		long long now, long long change_ms)
 {
 	const bool removed = change == Change::Delete || change == Change::Expire;
 	const std::string cid = contact_id(aor, changed.key());
@@ -212,8 +220,10 @@ void Engine::binding_changed(const std::string &aor, const Binding &changed, Cha
 		ttl = std::max(ttl, b.expires_at - now + 3600);
 	}
 
-	BindingChangeResult r = store_.binding_changed(aor, cid, removed, meta, !changed.has_msg_info, ttl);
-	if (r.subs.empty()) return;
+	long long now_ms = std::max(now * 1000, change_ms);
+	BindingChangeResult r = bindings_.binding_changed(aor, cid, removed, meta, !changed.has_msg_info, ttl,
+			now_ms, change_ms);
+	if (r.batch.send.empty()) return;
 
 	const BindingMeta *prev = r.previous ? &*r.previous : nullptr;
 	ContactEntry ce = entry(aor, changed, prev, now);
@@ -249,56 +259,171 @@ void Engine::binding_changed(const std::string &aor, const Binding &changed, Cha
 		partial.contacts.push_back(ce);
 	}
 
-	for (const auto &s : r.subs) {
+	for (const auto &s : r.batch.send) {
+		// a NOTIFY that waited (its predecessor outstanding) carries full state later; this
+		// one follows the previous one directly, so the partial state is enough
 		Document &d = cfg_.partial_state ? partial : full;
 		d.version = s.version;
-		long long left = std::max(0LL, s.expires_at - now);
-		send(s, build(d), "active;expires=" + std::to_string(left));
+		notifier_->queue(s, {build(d), kReginfo, {}}, subs::subscription_state(s, now));
 	}
+	notifier_->flush();
 }
 
-int Engine::expire(long long now, int limit)
+void Engine::expire(long long now, long long now_ms)
 {
-	std::vector<Subscription> subs = store_.claim_expired(now, limit);
-	for (const auto &s : subs) {
-		// claimed (and removed) already: each final NOTIFY goes out even if another fails
-		try {
-			std::vector<Binding> bindings;
-			bool exists = host_.get_bindings(s.aor, bindings);
-			std::map<std::string, BindingMeta> meta;
-			try {
-				if (!bindings.empty()) meta = store_.bindings(s.aor);
-			} catch (const std::exception &e) {
-				IMPS_WARN("final NOTIFY for %s without binding metadata: %s", s.aor.c_str(), e.what());
-			}
-			Document d = full_document(s.aor, bindings, exists, meta, now);
-			d.version = s.version;
-			host_.stat(Stat::ActiveSubscriptions, -1);
-			send(s, build(d), "terminated;reason=timeout");
-		} catch (const std::exception &e) {
-			IMPS_ERR("final NOTIFY of subscription %s to %s failed: %s", s.sid.c_str(), s.aor.c_str(), e.what());
-		}
+	subs::Batch b;
+	try {
+		b = subs_.expire(now, 500);
+	} catch (const std::exception &e) {
+		host_.stat(Stat::TimerErrors, 1);
+		IMPS_ERR("reg subscription expiry failed: %s", e.what());
+		return;
 	}
-	return static_cast<int>(subs.size());
+	notifier_->handle(b, now, now_ms);
+	notifier_->flush();
 }
 
-void Engine::notify_failed(const std::string &sid, const std::string &aor, int code, bool retry_after)
+void Engine::send_due(long long now_ms)
 {
-	host_.stat(Stat::NotifiesFailed, 1);
-	bool drop = code == 481 || (code == 408 ? cfg_.remove_on_timeout : !retry_after);
-	if (!drop) return;
-	if (store_.remove(sid, aor)) {
-		host_.stat(Stat::ActiveSubscriptions, -1);
-		IMPS_INFO("reg subscription %s of %s removed after NOTIFY answered %d", sid.c_str(), aor.c_str(), code);
+	notifier_->retry_completions(now_ms);
+	subs::Batch b;
+	try {
+		b = subs_.due(now_ms, 1000);
+	} catch (const std::exception &e) {
+		host_.stat(Stat::TimerErrors, 1);
+		IMPS_ERR("deferred reg NOTIFYs failed: %s", e.what());
+		return;
 	}
+	notifier_->handle(b, now_ms / 1000, now_ms);
+	notifier_->flush();
+}
+
+void Engine::complete(const std::string &aor, const std::string &sid, unsigned long long cseq,
+		int code, bool retry_after, long long now_ms)
+{
+	notifier_->complete(aor, sid, cseq, code, retry_after, now_ms);
+	notifier_->flush();
 }
 
 std::string Engine::show(const std::string &aor, long long now)
 {
 	std::vector<Binding> bindings;
 	bool exists = host_.get_bindings(aor, bindings);
-	auto meta = bindings.empty() ? std::map<std::string, BindingMeta>{} : store_.bindings(aor);
+	auto meta = bindings.empty() ? std::map<std::string, BindingMeta>{} : bindings_.bindings(aor);
 	return build(full_document(aor, bindings, exists, meta, now));
+}
+
+std::vector<subs::Subscription> Engine::list(const std::string &aor, int limit)
+{
+	if (!aor.empty()) {
+		auto v = subs_.of(aor, "reg");
+		if (static_cast<int>(v.size()) > limit) v.resize(limit);
+		return v;
+	}
+	std::vector<subs::Subscription> out;
+	for (int b = 0; b < subs_.keys().buckets() && static_cast<int>(out.size()) < limit; ++b) {
+		unsigned long long cursor = 0;
+		do {
+			for (auto &s : subs_.scan(cursor, b, 100))
+				if (static_cast<int>(out.size()) < limit) out.push_back(std::move(s));
+		} while (cursor != 0 && static_cast<int>(out.size()) < limit);
+	}
+	return out;
+}
+
+// ---- a binding change handed between processes ---------------------------------------------
+
+namespace {
+
+void put_str(std::string &o, const std::string &s)
+{
+	uint32_t n = static_cast<uint32_t>(s.size());
+	o.append(reinterpret_cast<const char *>(&n), sizeof(n));
+	o += s;
+}
+
+void put_int(std::string &o, long long v) { o.append(reinterpret_cast<const char *>(&v), sizeof(v)); }
+
+struct Reader {
+	const std::string &b;
+	size_t pos = 0;
+	bool ok = true;
+	std::string str()
+	{
+		uint32_t n = 0;
+		if (pos + sizeof(n) > b.size()) return ok = false, std::string();
+		std::memcpy(&n, b.data() + pos, sizeof(n));
+		pos += sizeof(n);
+		if (pos + n > b.size()) return ok = false, std::string();
+		std::string s = b.substr(pos, n);
+		pos += n;
+		return s;
+	}
+	long long num()
+	{
+		long long v = 0;
+		if (pos + sizeof(v) > b.size()) return ok = false, 0;
+		std::memcpy(&v, b.data() + pos, sizeof(v));
+		pos += sizeof(v);
+		return v;
+	}
+};
+
+void put_binding(std::string &o, const Binding &b)
+{
+	for (const auto *s : {&b.uri, &b.callid, &b.instance, &b.temp_gruu, &b.display_name, &b.params})
+		put_str(o, *s);
+	for (long long v : {static_cast<long long>(b.reg_id), b.expires_at, static_cast<long long>(b.q), b.cseq,
+				 static_cast<long long>(b.has_msg_info)})
+		put_int(o, v);
+}
+
+Binding get_binding(Reader &r)
+{
+	Binding b;
+	for (auto *s : {&b.uri, &b.callid, &b.instance, &b.temp_gruu, &b.display_name, &b.params}) *s = r.str();
+	b.reg_id = static_cast<unsigned>(r.num());
+	b.expires_at = r.num();
+	b.q = static_cast<int>(r.num());
+	b.cseq = r.num();
+	b.has_msg_info = r.num() != 0;
+	return b;
+}
+
+}  // namespace
+
+std::string BindingChange::serialize() const
+{
+	std::string o = "RC1";
+	put_str(o, aor);
+	put_binding(o, changed);
+	put_int(o, static_cast<long long>(change));
+	put_int(o, static_cast<long long>(cause));
+	put_str(o, admin_event);
+	put_int(o, now);
+	put_int(o, now_ms);
+	put_int(o, static_cast<long long>(current.size()));
+	for (const auto &b : current) put_binding(o, b);
+	return o;
+}
+
+bool BindingChange::parse(const std::string &blob, BindingChange &out)
+{
+	if (blob.compare(0, 3, "RC1") != 0) return false;
+	Reader r{blob};
+	r.pos = 3;
+	out.aor = r.str();
+	out.changed = get_binding(r);
+	out.change = static_cast<Change>(r.num());
+	out.cause = static_cast<Cause>(r.num());
+	out.admin_event = r.str();
+	out.now = r.num();
+	out.now_ms = r.num();
+	long long n = r.num();
+	if (!r.ok || n < 0 || n > 10000) return false;
+	out.current.clear();
+	for (long long i = 0; i < n && r.ok; ++i) out.current.push_back(get_binding(r));
+	return r.ok && r.pos == blob.size();
 }
 
 }  // namespace imps::reginfo

@@ -1,10 +1,14 @@
-// The reg event notifier: turns SUBSCRIBE requests, usrloc binding changes and expiry into
-// stored subscriptions and NOTIFYs. Knows nothing of Kamailio: the shim supplies a Host.
+// The reg event package (RFC 3680) on the shared subscription layer (imps/subs.hpp): turns
+// SUBSCRIBE requests, usrloc binding changes and expiry into NOTIFYs. Knows nothing of
+// Kamailio: the shim supplies a Host.
 #pragma once
 
 #include "reginfo_doc.hpp"
 #include "store.hpp"
 
+#include "imps/subs.hpp"
+
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,16 +38,19 @@ struct Config {
 	bool partial_state = false;
 	std::vector<std::string> trusted_watchers;  // identities ("user@host" or "host")
 	bool remove_on_timeout = true;              // NOTIFY answered 408 / timed out
+	long long notify_busy_ms = 35000;           // longest wait for a NOTIFY's final response
+	std::string node = "-";                     // this node's name and start time (subs::Store)
+	std::string epoch = "0";
 };
 
-enum class Stat { ActiveSubscriptions, NotifiesSent, NotifiesFailed };
+enum class Stat { ActiveSubscriptions, NotifiesSent, NotifiesFailed, TimerErrors };
 
 class Host {
 public:
 	virtual ~Host() = default;
-	// Sends an in-dialog NOTIFY; returns false when tm could not send it.
-	virtual bool send_notify(const Subscription &s, const std::string &body,
-			const std::string &subscription_state) = 0;
+	// Sends an in-dialog NOTIFY; returns false when tm could not send it. Its final response
+	// comes back through Engine::complete().
+	virtual bool send_notify(const subs::Outgoing &n) = 0;
 	// Copies the current bindings of an AoR; false when usrloc has no record for it.
 	virtual bool get_bindings(const std::string &aor, std::vector<Binding> &out) = 0;
 	virtual void stat(Stat which, long long delta) = 0;
@@ -55,11 +62,12 @@ struct SubscribeRequest {
 	bool has_accept = false;
 	std::vector<std::string> accept;  // media ranges of every Accept header
 	int expires = -1;                 // -1: no Expires header
-	std::string aor;                  // canonical user@host of the Request-URI
+	std::string aor;                  // AoR of the Request-URI (initial), "" : look it up
 	std::string watcher;              // canonical identity of the watcher
 	bool in_dialog = false;           // To tag present
-	Subscription dialog;              // callid, tags, URIs, target, route set, socket, contact
+	subs::Dialog dialog;              // callid, tags, URIs, target, route set, socket, contact
 	long long now = 0;
+	long long now_ms = 0;             // 0: now * 1000
 };
 
 struct SubscribeResponse {
@@ -69,59 +77,76 @@ struct SubscribeResponse {
 	bool notify = false;               // a NOTIFY is queued; send it after the reply
 };
 
+// A usrloc change of one binding, as queued by the shim under usrloc's lock and handled
+// after it (serializable, to hand it from a process that may not do I/O to one that may).
+struct BindingChange {
+	std::string aor;
+	Binding changed;
+	Change change = Change::Insert;
+	Cause cause = Cause::Other;
+	std::string admin_event;
+	std::vector<Binding> current;  // the record's other valid bindings
+	long long now = 0;
+	long long now_ms = 0;  // when usrloc made it (0: now)
+
+	std::string serialize() const;
+	static bool parse(const std::string &blob, BindingChange &out);
+};
+
 class Engine {
 public:
-	Engine(Config cfg, Store &store, Host &host) : cfg_(std::move(cfg)), store_(store), host_(host) {}
+	Engine(Config cfg, Redis &redis, std::string key_prefix, Host &host);
+	~Engine();
 
 	// Answers a SUBSCRIBE for Event: reg; the NOTIFY it implies is queued: call flush() after
 	// the reply went out, so the watcher sees the 200 before the NOTIFY.
 	SubscribeResponse subscribe(const SubscribeRequest &req);
 	void flush();
 
-	// A usrloc change of one binding. `current` holds the bindings the record has now (the
-	// changed one included while usrloc still lists it).
+	// A usrloc change of one binding (never called with usrloc's lock held). `current` holds
+	// the record's other bindings. Sends the NOTIFYs it implies.
 	void binding_changed(const std::string &aor, const Binding &changed, Change change,
 			Cause cause, const std::string &admin_event, const std::vector<Binding> &current,
-			long long now);
+			long long now, long long change_ms = 0);
+	void binding_changed(const BindingChange &c)
+	{
+		binding_changed(c.aor, c.changed, c.change, c.cause, c.admin_event, c.current, c.now, c.now_ms);
+	}
 
-	// Expires subscriptions (final NOTIFY with reason=timeout); returns how many.
-	int expire(long long now, int limit = 200);
-
-	// A NOTIFY was answered with a final status >= 300 (408 when it timed out). RFC 6665
-	// 4.2.2: the subscription goes unless the reply carried Retry-After; 481 always removes
-	// it, a timeout as remove_on_timeout says.
-	void notify_failed(const std::string &sid, const std::string &aor, int code,
-			bool retry_after = false);
+	// Timer: expired subscriptions get their final NOTIFY (reason=timeout); deferred NOTIFYs
+	// now due are sent.
+	void expire(long long now, long long now_ms);
+	void send_due(long long now_ms);
+	// The final response of a NOTIFY (408 for a timeout): RFC 6665 4.2.2 as configured, and
+	// a NOTIFY that waited for it goes out.
+	void complete(const std::string &aor, const std::string &sid, unsigned long long cseq,
+			int code, bool retry_after, long long now_ms);
 
 	// The full document for an AoR now (RPC show), version 0.
 	std::string show(const std::string &aor, long long now);
-
-	std::vector<Subscription> list(const std::string &aor, int limit) { return store_.list(aor, limit); }
-	long long count() { return store_.count(); }
+	std::vector<subs::Subscription> list(const std::string &aor, int limit);
+	long long count() { return subs_.count(); }
 	const Config &config() const { return cfg_; }
 
+	// The package's full state for a subscription (the shared layer asks for it).
+	subs::Notification full_state(const subs::Subscription &s, long long now);
+
 private:
-	struct Pending {
-		Subscription sub;
-		std::string body;
-		std::string state;
-	};
+	class Package;
 
 	Document full_document(const std::string &aor, const std::vector<Binding> &bindings,
 			bool record_exists, const std::map<std::string, BindingMeta> &meta, long long now);
 	ContactEntry entry(const std::string &aor, const Binding &b, const BindingMeta *meta,
 			long long now) const;
 	bool authorized(const std::string &aor, const std::string &watcher) const;
-	void send(const Subscription &s, const std::string &body, const std::string &state);
 
 	Config cfg_;
-	Store &store_;
 	Host &host_;
-	std::vector<Pending> outbox_;
+	subs::Store subs_;
+	BindingStore bindings_;
+	std::unique_ptr<subs::Delivery> delivery_;
+	std::unique_ptr<Package> package_;
+	std::unique_ptr<subs::Notifier> notifier_;
 };
-
-// Dialog id of a subscription: the same on every node for the same dialog.
-std::string subscription_id(const std::string &callid, const std::string &remote_tag,
-		const std::string &local_tag);
 
 }  // namespace imps::reginfo

@@ -49,6 +49,17 @@ public:
 	Reply eval(const std::string &script, const std::vector<std::string_view> &keys,
 			const std::vector<std::string_view> &args);
 
+	// Several commands in one round trip (replies in order). Sent again only when nothing
+	// reached Redis; an error reply of one command is returned as that command's reply (not
+	// thrown), except NOSCRIPT of an EVALSHA, which is run again with its script (it did not
+	// run). scripts[i]: the script text of command i when it is an EVALSHA, else empty.
+	std::vector<Reply> pipeline(const std::vector<std::vector<std::string_view>> &cmds,
+			const std::vector<const std::string *> &scripts = {});
+	// The argv of an EVALSHA of script (sha held in sha_buf, kept alive by the caller).
+	static std::vector<std::string_view> evalsha_argv(const std::string &script, std::string &sha_buf,
+			std::string &nkeys_buf, const std::vector<std::string_view> &keys,
+			const std::vector<std::string_view> &args);
+
 	bool connected() const noexcept { return ctx_ != nullptr; }
 	const RedisConfig &config() const noexcept { return cfg_; }
 	void disconnect() noexcept;
@@ -56,6 +67,7 @@ public:
 private:
 	void connect();
 	Reply raw(const std::vector<std::string_view> &argv);
+	Reply raw_or_throw(const std::vector<std::string_view> &argv);
 
 	RedisConfig cfg_;
 	redisContext *ctx_ = nullptr;
