@@ -108,6 +108,13 @@ KAMAILIO_LIBDIR := /usr/lib/x86_64-linux-gnu/kamailio
 imps_presence_LIBS := -L$(KAMAILIO_LIBDIR) -lsrdb1 -Wl,-rpath,$(KAMAILIO_LIBDIR)/
 $(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
 
+# a test-only module consuming imps_presence's in-process API (tests/modules, not installed)
+TEST_MODULES := $(BUILD)/test-modules/imps_test_watch.so
+$(BUILD)/test-modules/%.so: tests/modules/%.c $(ABI_STAMP) modules/imps_presence/imps_presence_api.h
+	@mkdir -p $(dir $@)
+	@echo '  LD    $@'
+	@$(CC) $(CFLAGS_MOD) -DMOD_NAME='"$*"' -shared -o $@ $< $(DEB_LDFLAGS) -Wl,--version-script=mk/module.map
+
 # core objects of a module, for unit tests (everything but the C shim)
 core_objs = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard modules/$(1)/core/*.cpp))
 
@@ -143,10 +150,10 @@ FUZZ_SECONDS ?= 20
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
 
-functional: all
+functional: all $(TEST_MODULES)
 	cd tests/functional && $(PYTHON) -m pytest -q -p no:cacheprovider .
 
-test: $(DEPS_STAMP) all $(UNIT_BIN)
+test: $(DEPS_STAMP) all $(TEST_MODULES) $(UNIT_BIN)
 	$(UNIT_BIN) --gtest_brief=1
 	$(MAKE) -s fuzz FUZZ_SECONDS=10
 	cd tests/functional && $(PYTHON) -m pytest -q -p no:cacheprovider .

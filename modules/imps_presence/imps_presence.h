@@ -69,5 +69,6 @@ extern rpc_export_t presence_rpc_cmds[];
 
 /* api.c */
 int bind_imps_presence(void *api);
+int deliver_local(const imps_presence_local_t *l);
 
 #endif

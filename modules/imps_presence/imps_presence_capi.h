@@ -49,6 +49,18 @@ enum {
 	IMPS_ACTION_CONFIRM
 };
 
+/* a NOTIFY of an in-process watch, for its consumer (api.c) */
+typedef struct imps_presence_local {
+	imps_str_t consumer;
+	imps_str_t key;
+	imps_str_t presentity;
+	imps_str_t sid;
+	imps_str_t state;
+	imps_str_t content_type;
+	imps_str_t body;
+	unsigned long long version;
+} imps_presence_local_t;
+
 /* services of Kamailio the core uses */
 typedef struct imps_presence_host {
 	void (*log)(int level, const char *msg);
@@ -57,6 +69,8 @@ typedef struct imps_presence_host {
 	int (*send_request)(const imps_request_t *r);
 	int (*rule)(imps_str_t presentity, imps_str_t watcher); /* IMPS_ACTION_* */
 	void (*stat)(int which, long long delta);
+	/* a NOTIFY to an in-process consumer: its SIP status; may be NULL (481) */
+	int (*deliver_local)(const imps_presence_local_t *n);
 	/* accounting Start (start = 1) or Stop of a subscription; may be NULL */
 	void (*account)(imps_str_t watcher, imps_str_t sid, int start);
 } imps_presence_host_t;
@@ -152,6 +166,14 @@ int imps_presence_watchers(imps_str_t presentity,
 		void (*sink)(void *ctx, const imps_presence_subinfo_t *s), void *ctx) IMPS_NOEXCEPT;
 int imps_presence_list(int limit,
 		void (*sink)(void *ctx, imps_str_t presentity, long long pubs, long long watchers),
+		void *ctx) IMPS_NOEXCEPT;
+/* in-process watches (bind_imps_presence): rep holds the answer (200, 403, 423, 503...), the
+ * watch's id goes to sid (NUL terminated). 0, or -1 on failure */
+int imps_presence_watch(imps_str_t presentity, imps_str_t watcher, imps_str_t consumer,
+		imps_str_t key, int expires, imps_presence_reply_t *rep, char *sid, size_t sid_size) IMPS_NOEXCEPT;
+/* 1 ended, 0 unknown, -1 failure */
+int imps_presence_unwatch(imps_str_t presentity, imps_str_t sid) IMPS_NOEXCEPT;
+int imps_presence_document(imps_str_t presentity, void (*sink)(void *ctx, imps_str_t doc),
 		void *ctx) IMPS_NOEXCEPT;
 long long imps_presence_count_subscriptions(void) IMPS_NOEXCEPT;
 long long imps_presence_count_publications(void) IMPS_NOEXCEPT;

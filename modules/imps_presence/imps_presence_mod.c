@@ -93,6 +93,7 @@ static cmd_export_t cmds[] = {
 	{"imps_presence_handle_subscribe", (cmd_function)w_handle_subscribe, 0, 0, 0,
 			REQUEST_ROUTE | FAILURE_ROUTE},
 	{"imps_presence_trusted", (cmd_function)w_trusted, 0, 0, 0, ANY_ROUTE},
+	{"bind_imps_presence", (cmd_function)bind_imps_presence, 0, 0, 0, 0},
 	{0, 0, 0, 0, 0, 0}
 };
 
@@ -212,6 +213,7 @@ static int open_core(void)
 	host.rule = rule_cb;
 	host.stat = stat_cb;
 	host.account = account_subscriptions ? account_cb : NULL;
+	host.deliver_local = deliver_local;
 	return imps_presence_open(&cfg, &host);
 }
 

@@ -13,7 +13,8 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CFG_DIR = os.path.join(ROOT, "cfg")
-BUILD_MODULES = os.path.join(ROOT, "build", "modules")
+# IMPS_MODULES_DIR: another build's modules (to run a test against an older tree)
+BUILD_MODULES = os.environ.get("IMPS_MODULES_DIR") or os.path.join(ROOT, "build", "modules")
 STOCK_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 KAMAILIO = "/usr/sbin/kamailio"
 KAMCMD = "/usr/sbin/kamcmd"
@@ -265,6 +266,33 @@ def ps_a(workdir, defines=None, demo=False):
     if not demo:
         d.setdefault("PS_TEST_DB", None)
     return Kamailio("presence", "ps-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_PS_A_PORT"])), workdir, d)
+
+
+TEST_MODULES = os.path.join(os.path.dirname(BUILD_MODULES), "test-modules")
+
+
+def ps_node(workdir, name, port, defines=None, load=()):
+    """Another presence server node of a.example (sharing Redis and the rules file), on its
+    own port: presence.cfg with its listen lines and instance name changed, written to
+    workdir. It trusts every sender on the loopback address and asks no HAAA, so tests send
+    it requests directly."""
+    with open(os.path.join(CFG_DIR, "presence.cfg")) as f:
+        text = f.read()
+    text = re.sub(r'import_file "([^"/]+)"', lambda m: f'import_file "{os.path.join(CFG_DIR, m.group(1))}"', text)
+    text = text.replace('#!substdef "!IMPS_INSTANCE!ps-a!g"', f'#!substdef "!IMPS_INSTANCE!{name}!g"')
+    text = text.replace("listen=udp:IMPS_IP_A:IMPS_PS_A_PORT", f"listen=udp:IMPS_IP_A:{port}")
+    text = text.replace("listen=tcp:IMPS_IP_A:IMPS_PS_A_PORT", f"listen=tcp:IMPS_IP_A:{port}")
+    for m in load:  # more modules, after imps_presence (test-only consumers of its API)
+        text = text.replace('loadmodule "imps_presence.so"\n',
+                            f'loadmodule "imps_presence.so"\nloadmodule "{m}"\n')
+    cfg = os.path.join(workdir, f"{name}.cfg")
+    with open(cfg, "w") as f:
+        f.write(text)
+    d = dict(defines or {})
+    d.setdefault("PS_TEST_DB", None)
+    d.setdefault("PS_TRUST_LOOPBACK", None)
+    d.setdefault("IMPS_PS_NO_AUTHZ", None)
+    return Kamailio("presence", name, (PLAN["IMPS_IP_A"], port), workdir, d, cfg=cfg)
 
 
 def make_workdir(prefix="imps-"):

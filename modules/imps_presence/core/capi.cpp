@@ -54,6 +54,22 @@ struct HostAdapter final : Host {
 	{
 		if (h.stat) h.stat(static_cast<int>(which), delta);
 	}
+	int deliver_local(const std::string &consumer, const std::string &key,
+			const imps::subs::Outgoing &n) override
+	{
+		if (!h.deliver_local) return 481;
+		imps_presence_local_t l{};
+		l.consumer = V(consumer);
+		l.key = V(key);
+		l.presentity = V(n.sub.resource);
+		l.sid = V(n.sub.sid);
+		l.state = V(n.state);
+		l.content_type = V(n.content.content_type);
+		l.body = V(n.content.body);
+		l.version = n.sub.version;
+		return h.deliver_local(&l);
+	}
+
 	void account(const Subscription &s, bool start) override
 	{
 		if (h.account) h.account(V(s.watcher), V(s.sid), start ? 1 : 0);
@@ -348,6 +364,36 @@ int imps_presence_list(int limit, void (*sink)(void *, imps_str_t, long long, lo
 			return a.presentity < b.presentity;
 		});
 		for (const auto &s : l) sink(ctx, V(s.presentity), s.publications, s.watchers);
+		return 0;
+	});
+}
+
+int imps_presence_watch(imps_str_t presentity, imps_str_t watcher, imps_str_t consumer,
+		imps_str_t key, int expires, imps_presence_reply_t *rep, char *sid, size_t sid_size) noexcept
+{
+	if (sid_size) sid[0] = '\0';
+	return answer("in-process watch", rep, [=] {
+		long long ms = now_ms();
+		std::string id;
+		Response r = g_proc->engine->watch(S(presentity), S(watcher), S(consumer), S(key), expires,
+				ms / 1000, ms, id);
+		if (sid_size) copy(sid, sid_size, id);
+		return r;
+	});
+}
+
+int imps_presence_unwatch(imps_str_t presentity, imps_str_t sid) noexcept
+{
+	return guarded("in-process unwatch", -1, [=] {
+		return g_proc->engine->unwatch(S(presentity), S(sid), now_ms()) ? 1 : 0;
+	});
+}
+
+int imps_presence_document(imps_str_t presentity, void (*sink)(void *, imps_str_t), void *ctx) noexcept
+{
+	return guarded("presence document", -1, [=] {
+		std::string doc = g_proc->engine->current_document(S(presentity));
+		sink(ctx, V(doc));
 		return 0;
 	});
 }

@@ -10,10 +10,17 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <chrono>
 #include <stdexcept>
 
 namespace imps::presence {
 namespace {
+
+long long subs_now_ms()
+{
+	using namespace std::chrono;
+	return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
 
 const char *kPidf = "application/pidf+xml";
 const char *kWinfo = "application/watcherinfo+xml";
@@ -135,12 +142,34 @@ private:
 	Engine &e_;
 };
 
+// SIP through the host's tm sender, or in process to the consumer of a watch (its dialog's
+// remote target is "local:<consumer>", its Call-ID "local:<consumer>:<key>"): the consumer's
+// answer is its final response, reported once the NOTIFYs of this flush are out.
+class Engine::Delivery final : public subs::Delivery {
+public:
+	explicit Delivery(Engine &e) : e_(e) {}
+	bool deliver(const subs::Outgoing &n) override
+	{
+		const auto &d = n.sub.dialog;
+		if (d.remote_target.rfind("local:", 0) != 0) return e_.host_.send_notify(n);
+		std::string consumer = d.remote_target.substr(6);
+		std::string prefix = "local:" + consumer + ":";
+		std::string key = d.callid.rfind(prefix, 0) == 0 ? d.callid.substr(prefix.size()) : d.callid;
+		int code = e_.host_.deliver_local(consumer, key, n);
+		e_.local_done_.push_back({n.sub.resource, n.sub.sid, n.sub.cseq, code});
+		return true;
+	}
+
+private:
+	Engine &e_;
+};
+
 Engine::Engine(Config cfg, Redis &redis, std::string key_prefix, Host &host)
 	: cfg_(std::move(cfg)),
 	  host_(host),
 	  subs_(redis, subs::Keys(std::move(key_prefix)), cfg_.notify_busy_ms, cfg_.node, cfg_.epoch),
 	  pubs_(subs_),
-	  delivery_(std::make_unique<subs::HostDelivery<Host>>(host)),
+	  delivery_(std::make_unique<Delivery>(*this)),
 	  presence_(std::make_unique<PresencePackage>(*this)),
 	  winfo_(std::make_unique<WinfoPackage>(*this))
 {
@@ -278,7 +307,25 @@ void Engine::presence_ended(const Subscription &s, const std::string &reason, lo
 	winfo_changed(s.resource, {{s, "terminated", reason}}, now_ms);
 }
 
-void Engine::flush() { notifier_->flush(); }
+void Engine::flush()
+{
+	notifier_->flush();
+	// in-process NOTIFYs were answered at once: their responses free the dialogs, and a
+	// NOTIFY that waited for one goes now (bounded: a consumer answering forever ends)
+	for (int round = 0; round < 64 && !local_done_.empty(); ++round) {
+		std::vector<LocalDone> done;
+		done.swap(local_done_);
+		for (const auto &d : done) {
+			try {
+				notifier_->complete(d.presentity, d.sid, d.cseq, d.code, false, subs_now_ms());
+			} catch (const std::exception &e) {
+				host_.stat(Stat::TimerErrors, 1);
+				IMPS_ERR("response of an in-process NOTIFY to %s not recorded: %s", d.presentity.c_str(), e.what());
+			}
+		}
+		notifier_->flush();
+	}
+}
 
 // The active watchers that got their turn from a change of the publications: the new
 // document, composed once.
@@ -447,6 +494,44 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 					req.now_ms);
 	}
 	return reply(200, "OK", nr.headers);
+}
+
+// ---- in-process watches ----------------------------------------------------------------------
+
+Response Engine::watch(const std::string &presentity, const std::string &watcher,
+		const std::string &consumer, const std::string &key, int expires, long long now,
+		long long now_ms, std::string &sid)
+{
+	notifier_->discard();
+	SubscribeRequest req;
+	req.has_event = true;
+	req.event = "presence";
+	req.expires = expires;
+	req.presentity = presentity;
+	req.watcher = watcher;
+	req.now = now;
+	req.now_ms = now_ms;
+	subs::Dialog &d = req.dialog;
+	d.callid = "local:" + consumer + ":" + key;
+	d.remote_tag = "local-" + consumer;
+	d.local_tag = "imps-presence";
+	d.remote_uri = "sip:" + watcher;
+	d.local_uri = "sip:" + presentity;
+	d.remote_target = "local:" + consumer;
+	sid = subs::subscription_id(d.callid, d.remote_tag, d.local_tag);
+	Response r = subscribe_checked(req);
+	flush();
+	return r;
+}
+
+bool Engine::unwatch(const std::string &presentity, const std::string &sid, long long now_ms)
+{
+	notifier_->discard();
+	subs::Batch b;
+	if (!subs_.take(presentity, sid, "timeout", true, now_ms, b)) return false;
+	notifier_->handle(b, now_ms / 1000, now_ms);
+	flush();
+	return true;
 }
 
 // ---- watcher info ---------------------------------------------------------------------------

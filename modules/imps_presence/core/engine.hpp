@@ -61,6 +61,10 @@ public:
 	virtual void stat(Stat which, long long delta) = 0;
 	// Accounting of a subscription: Start when it is created, Stop when it ends.
 	virtual void account(const Subscription &, bool) {}
+	// A NOTIFY of an in-process watch (Engine::watch) to its consumer: a SIP status (200
+	// taken, 481 the consumer does not know the watch).
+	virtual int deliver_local(const std::string &consumer, const std::string &key,
+			const subs::Outgoing &) { return 481; }
 };
 
 struct Response {
@@ -132,6 +136,14 @@ public:
 	Response admin_publish(const std::string &presentity, const std::string &body, int expires,
 			const std::string &etag, long long now, long long now_ms);
 
+	// In-process watches (bind_imps_presence): a subscription of the presence package whose
+	// NOTIFYs are calls of the consumer (Host::deliver_local), no SIP. The same key again
+	// refreshes it. sid: its id.
+	Response watch(const std::string &presentity, const std::string &watcher,
+			const std::string &consumer, const std::string &key, int expires, long long now,
+			long long now_ms, std::string &sid);
+	bool unwatch(const std::string &presentity, const std::string &sid, long long now_ms);
+
 	PresentityView show(const std::string &presentity, long long now);
 	std::vector<Subscription> watchers(const std::string &presentity) { return subs_.of(presentity, ""); }
 	std::vector<Summary> list(int limit);
@@ -153,6 +165,14 @@ public:
 private:
 	class PresencePackage;
 	class WinfoPackage;
+	class Delivery;
+	friend class Delivery;
+	struct LocalDone {
+		std::string presentity, sid;
+		unsigned long long cseq;
+		int code;
+	};
+	std::vector<LocalDone> local_done_;  // final responses of in-process NOTIFYs, to report
 	struct WinfoChange {
 		Subscription sub;    // the presence subscription that changed
 		std::string status;  // pending | active | terminated
