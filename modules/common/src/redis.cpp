@@ -122,13 +122,27 @@ Reply Redis::command(const std::vector<std::string_view> &argv)
 			return r;
 		}
 		std::string err = ctx_->errstr;
+		bool timed_out = sent && ctx_->err == REDIS_ERR_IO
+				&& (errno == EAGAIN || errno == EWOULDBLOCK || std::strstr(err.c_str(), "temporarily"));
 		disconnect();
 		last_error_ = err;
 		if (!sent && attempt == 0) continue;  // it never reached Redis: safe to send again
+		if (timed_out) stalled();
 		throw RedisError("Redis " + cfg_.host + ":" + std::to_string(cfg_.port)
 				+ (sent ? " reply lost (the command may have run): " : " connection lost: ") + err);
 	}
 	throw RedisError("Redis unreachable");
+}
+
+// A Redis that accepts connections but does not answer (stalled, paused, overloaded) cost
+// this process its command timeout once: for retry_interval_ms no command waits for it again
+// (each fails at once, as after a connect that timed out), so a request that needs Redis
+// several times, or one process after another waiting on a lock, never adds the timeouts up.
+void Redis::stalled()
+{
+	last_connect_timed_out_ = true;
+	last_attempt_ = std::chrono::steady_clock::now();
+	last_error_ = "no reply within " + std::to_string(cfg_.timeout_ms) + " ms";
 }
 
 Reply Redis::eval(const std::string &script, const std::vector<std::string_view> &keys,
@@ -217,9 +231,12 @@ std::vector<Reply> Redis::pipeline(const std::vector<std::vector<std::string_vie
 			}
 		}
 		std::string err = ctx_->errstr;
+		bool timed_out = sent && ctx_->err == REDIS_ERR_IO
+				&& (errno == EAGAIN || errno == EWOULDBLOCK || std::strstr(err.c_str(), "temporarily"));
 		disconnect();
 		last_error_ = err;
 		if (!sent && attempt == 0) continue;  // nothing reached Redis: safe to send again
+		if (timed_out) stalled();
 		throw RedisError("Redis " + cfg_.host + ":" + std::to_string(cfg_.port)
 				+ (sent ? " reply lost (the commands may have run): " : " connection lost: ") + err);
 	}

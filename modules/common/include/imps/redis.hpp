@@ -68,6 +68,7 @@ private:
 	void connect();
 	Reply raw(const std::vector<std::string_view> &argv);
 	Reply raw_or_throw(const std::vector<std::string_view> &argv);
+	void stalled();
 
 	RedisConfig cfg_;
 	redisContext *ctx_ = nullptr;
