@@ -665,11 +665,17 @@ int Engine::reauthorize(const std::string &presentity, const std::string &watche
 	notifier_->discard();
 	if (presentity.find('@') != std::string::npos) return reauthorize_one(presentity, watcher, now_ms);
 	// a domain's rule: every presentity of the domain with state here, through the registry
-	// page by page (each presentity its own small scripts: nothing runs over all of them)
+	// bucket by bucket, page by page (SSCAN), each presentity its own small script: no
+	// command runs over all of them, so other processes' commands keep their latency
 	int changed = 0;
-	for (const auto &p : pubs_.list(1 << 30, now_ms / 1000))
-		if (lower(domain_of(p.presentity)) == lower(presentity))
-			changed += reauthorize_one(p.presentity, watcher, now_ms);
+	const int page = std::max(1, cfg_.reauthorize_batch);
+	for (int b = 0; b < subs_.keys().buckets(); ++b) {
+		unsigned long long cursor = 0;
+		do {
+			for (const auto &p : pubs_.scan(b, cursor, page))
+				if (lower(domain_of(p)) == lower(presentity)) changed += reauthorize_one(p, watcher, now_ms);
+		} while (cursor != 0);
+	}
 	return changed;
 }
 

@@ -154,6 +154,19 @@ void PublicationStore::remember(const std::string &pres)
 	subs_.redis().command({"SADD", k.bucket("pres", k.bucket_of(pres)), pres});
 }
 
+std::vector<std::string> PublicationStore::scan(int bucket, unsigned long long &cursor, int count)
+{
+	const subs::Keys &k = subs_.keys();
+	Reply rep = subs_.redis().command({"SSCAN", k.bucket("pres", bucket), std::to_string(cursor), "COUNT",
+			std::to_string(count)});
+	std::vector<std::string> out;
+	cursor = 0;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) return out;
+	cursor = std::strtoull(reply_str(rep->element[0]).c_str(), nullptr, 10);
+	for (size_t i = 0; i < rep->element[1]->elements; ++i) out.push_back(reply_str(rep->element[1]->element[i]));
+	return out;
+}
+
 std::vector<Summary> PublicationStore::list(int limit, long long now)
 {
 	const subs::Keys &k = subs_.keys();

@@ -65,6 +65,8 @@ public:
 			int limit, int &errors);
 	// A presentity has state (listing).
 	void remember(const std::string &pres);
+	// The registry's presentities, one page of one bucket (cursor 0 starts and ends).
+	std::vector<std::string> scan(int bucket, unsigned long long &cursor, int count);
 	std::vector<Summary> list(int limit, long long now);
 	long long count_publications();
 
