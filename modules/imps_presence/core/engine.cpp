@@ -3,7 +3,9 @@
 #include "pidf.hpp"
 #include "winfo_doc.hpp"
 
+#include "imps/hash.hpp"
 #include "imps/log.hpp"
+#include "imps/redis.hpp"
 #include "imps/sip_text.hpp"
 
 #include <openssl/rand.h>
@@ -382,9 +384,22 @@ Response Engine::publish_checked(const PublishRequest &req, bool admin)
 	long long expires_at = req.now + expires;
 	// one atomic step: the publication stored under the new ETag (or the old one consumed)
 	// exactly when the script ran, which is when the answer carries the new ETag
-	PublishResult r = pubs_.publish(req.presentity, op, req.if_match, etag,
-			op == PubOp::Remove ? std::string() : req.body, admin ? "rpc" : req.source,
-			expires_at, req.now, cfg_.max_publications, cfg_.min_notify_interval_ms, req.now_ms);
+	// A reply lost after the script was sent (a Redis timeout or reconnect) leaves it unknown
+	// whether it ran: it is sent once more as a replay, which the script recognises by the new
+	// ETag: applied already, it does nothing twice and the answer carries that ETag; not
+	// applied, it is applied now. So the ETag the client gets is the one stored.
+	PublishResult r;
+	try {
+		r = pubs_.publish(req.presentity, op, req.if_match, etag,
+				op == PubOp::Remove ? std::string() : req.body, admin ? "rpc" : req.source,
+				expires_at, req.now, cfg_.max_publications, cfg_.min_notify_interval_ms, req.now_ms);
+	} catch (const RedisError &e) {
+		if (op == PubOp::Remove || std::string(e.what()).find("may have run") == std::string::npos) throw;
+		IMPS_WARN("PUBLISH of %s: %s; sent again, keyed by its ETag", req.presentity.c_str(), e.what());
+		subs_.redis().retry_now();  // one more wait for Redis: the ETag must be known
+		r = pubs_.publish(req.presentity, op, req.if_match, etag, req.body, admin ? "rpc" : req.source,
+				expires_at, req.now, cfg_.max_publications, cfg_.min_notify_interval_ms, req.now_ms, true);
+	}
 	if (r.outcome == 0) {
 		host_.stat(Stat::Rejected412, 1);
 		return reply(412, "Conditional Request Failed");

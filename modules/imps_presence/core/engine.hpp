@@ -207,4 +207,5 @@ private:
 // A new random entity tag.
 std::string new_etag();
 
+
 }  // namespace imps::presence

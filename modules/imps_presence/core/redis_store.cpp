@@ -55,14 +55,14 @@ std::vector<Publication> parse_publications(const void *reply, size_t from)
 PublishResult PublicationStore::publish(const std::string &pres, PubOp op, const std::string &if_match,
 		const std::string &new_etag, const std::string &body, const std::string &source,
 		long long expires_at, long long now, int max_publications, long long interval_ms,
-		long long now_ms)
+		long long now_ms, bool replay)
 {
 	const subs::Keys &k = subs_.keys();
 	const char *ops = op == PubOp::Initial ? "i" : op == PubOp::Refresh ? "r" : op == PubOp::Modify ? "m" : "x";
 	auto keys = keys_of(k, pres);
 	std::vector<std::string> args = {std::to_string(now_ms), subs_.busy_arg(), ops, if_match,
 			new_etag, body, source, std::to_string(expires_at), std::to_string(now),
-			std::to_string(max_publications), std::to_string(interval_ms)};
+			std::to_string(max_publications), std::to_string(interval_ms), replay ? "1" : "0"};
 	const std::string &script = lua_script("presence_publish");
 	std::string sha, nkeys;
 	int b = k.bucket_of(pres);
@@ -90,7 +90,7 @@ PublishResult PublicationStore::publish(const std::string &pres, PubOp op, const
 	res.live = parse_publications(rep, 7);
 	subs_.index_due(pres, res.batch.due_ms);
 	// the count of live publications moves only with an initial PUBLISH or a removal
-	if (op == PubOp::Initial || op == PubOp::Remove)
+	if ((op == PubOp::Initial && res.changed) || op == PubOp::Remove)
 		subs_.redis().command({"INCRBY", k.bucket("npub", b), op == PubOp::Initial ? "1" : "-1"});
 	return res;
 }

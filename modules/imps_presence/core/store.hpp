@@ -54,11 +54,13 @@ public:
 	explicit PublicationStore(subs::Store &subs) : subs_(subs) {}
 
 	// One PUBLISH: the store change and the NOTIFY turns of the active watchers (not sooner
-	// than interval_ms after each one's previous NOTIFY) in one script.
+	// than interval_ms after each one's previous NOTIFY) in one script. replay: the same
+	// PUBLISH sent again after a lost reply; a publication stored under new_etag already means
+	// the first run was applied, and nothing is applied twice.
 	PublishResult publish(const std::string &pres, PubOp op, const std::string &if_match,
 			const std::string &new_etag, const std::string &body, const std::string &source,
 			long long expires_at, long long now, int max_publications, long long interval_ms,
-			long long now_ms);
+			long long now_ms, bool replay = false);
 	std::vector<Publication> publications(const std::string &pres, long long now, unsigned long long &gen);
 	// Timer: the publications expired at now, per presentity (bounded by limit presentities).
 	std::vector<ExpiredPublications> expire(long long now, long long now_ms, long long interval_ms,

@@ -4,11 +4,28 @@
 -- If-Match changes nothing, and of two changes on one ETag exactly one finds it.
 -- ARGV[3] op (i initial, r refresh, m modify, x remove), [4] SIP-If-Match, [5] new ETag,
 -- [6] body, [7] source, [8] expires_at, [9] now (s), [10] max publications, [11] interval
--- between NOTIFYs of one watcher (ms).
+-- between NOTIFYs of one watcher (ms), [12] '1': a replay of a PUBLISH whose reply was lost.
 -- Extra: {outcome (1 done, 0 If-Match unknown or expired, -1 too many), gen, changed,
 -- next publication expiry or -1, live publications flat...}
 local op, im, ne = ARGV[3], ARGV[4], ARGV[5]
 local now, exp = tonumber(ARGV[9]), ARGV[8]
+-- A replay (the module sent this script before and lost the reply): a publication stored
+-- under the new ETag means the first run was applied; nothing is applied twice and the
+-- answer is the same. (Not for a client's own PUBLISH: a used If-Match gets 412.)
+if ARGV[12] == '1' and ne ~= '' then
+  local raw = redis.call('HGET', PUB, ne)
+  if raw then
+    local x, rest = string.match(raw, '^(%d+)(\t.*)$')
+    if x and tonumber(x) > now then
+      redis.call('HSET', PUB, ne, exp .. rest)
+      redis.call('ZADD', PEXP, exp, ne)
+      keep_pubs(exp)
+      local nxt = redis.call('ZRANGE', PEXP, 0, 0, 'WITHSCORES')
+      local gen = tonumber(redis.call('HGET', META, 'gen') or '0')
+      return reply({1, gen, 0, nxt[2] and tonumber(nxt[2]) or -1})
+    end
+  end
+end
 local rec
 if op ~= 'i' then
   local raw = redis.call('HGET', PUB, im)

@@ -61,6 +61,9 @@ public:
 			const std::vector<std::string_view> &args);
 
 	bool connected() const noexcept { return ctx_ != nullptr; }
+	// Lets the next command try Redis even within the retry interval after a timeout (for a
+	// replay that must learn whether the first attempt ran).
+	void retry_now() noexcept { last_connect_timed_out_ = false; }
 	const RedisConfig &config() const noexcept { return cfg_; }
 	void disconnect() noexcept;
 
