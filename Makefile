@@ -166,6 +166,7 @@ bench: $(DEPS_STAMP) all
 	$(PYTHON) tests/bench/bench_aaa.py
 	$(PYTHON) tests/bench/bench_aaa_down.py
 	$(PYTHON) tests/bench/bench_presence.py
+	$(PYTHON) tests/bench/bench_reauth.py
 
 install: all
 	install -d $(DESTDIR)$(MODDIR) $(DESTDIR)$(CFGDIR) $(DESTDIR)$(DOCDIR)

@@ -3,7 +3,7 @@
 #ifndef IMPS_AAA_CAPI_H
 #define IMPS_AAA_CAPI_H
 
-#include <stddef.h>
+#include "imps/capi.h"
 
 #ifdef __cplusplus
 #define IMPS_AAA_NOEXCEPT noexcept
@@ -12,10 +12,6 @@ extern "C" {
 #define IMPS_AAA_NOEXCEPT
 #endif
 
-typedef struct imps_aaa_str {
-	const char *s;
-	size_t len;
-} imps_aaa_str_t;
 
 enum {
 	IMPS_AAA_ST_REQUESTS = 0, IMPS_AAA_ST_ACCEPTS, IMPS_AAA_ST_REJECTS, IMPS_AAA_ST_TIMEOUTS,
@@ -48,7 +44,7 @@ typedef struct imps_aaa_config {
 } imps_aaa_config_t;
 
 typedef struct imps_aaa_digest {
-	imps_aaa_str_t username, realm, nonce, uri, method, qop, algorithm, cnonce, nc, response;
+	imps_str_t username, realm, nonce, uri, method, qop, algorithm, cnonce, nc, response;
 } imps_aaa_digest_t;
 
 /* authorization outcome and the reply attributes the script may read */
@@ -74,18 +70,18 @@ int imps_aaa_authenticate(const imps_aaa_digest_t *d, char *error, size_t error_
  * down (a request would only get "AAA unavailable": answer it at once) */
 int imps_aaa_auth_available(void) IMPS_AAA_NOEXCEPT;
 /* 1 and *out filled when the cache holds a decision; 0 otherwise (never asks the HAAA) */
-int imps_aaa_authorize_cached(imps_aaa_str_t identity, imps_aaa_str_t service,
+int imps_aaa_authorize_cached(imps_str_t identity, imps_str_t service,
 		imps_aaa_decision_t *out) IMPS_AAA_NOEXCEPT;
 /* Status-Server to the held-down servers whose hold-down is over; how many are back */
 int imps_aaa_probe(void) IMPS_AAA_NOEXCEPT;
 /* use_cache 0: ask the HAAA now (RPC check; the answer is still stored in the cache) */
-int imps_aaa_authorize(imps_aaa_str_t identity, imps_aaa_str_t service, int use_cache,
+int imps_aaa_authorize(imps_str_t identity, imps_str_t service, int use_cache,
 		imps_aaa_decision_t *out) IMPS_AAA_NOEXCEPT;
 /* status: 1 Start, 2 Stop, 3 Interim-Update; 1 ok, -1 failed */
-int imps_aaa_account(imps_aaa_str_t user, imps_aaa_str_t session, int status, char *error,
+int imps_aaa_account(imps_str_t user, imps_str_t session, int status, char *error,
 		size_t error_len) IMPS_AAA_NOEXCEPT;
 /* -1 on store failure, else how many decisions were removed */
-long long imps_aaa_cache_flush(imps_aaa_str_t identity) IMPS_AAA_NOEXCEPT;
+long long imps_aaa_cache_flush(imps_str_t identity) IMPS_AAA_NOEXCEPT;
 void imps_aaa_servers(imps_aaa_server_sink_f sink, void *ctx) IMPS_AAA_NOEXCEPT;
 
 #ifdef __cplusplus

@@ -7,8 +7,6 @@
 #include "imps_presence.h"
 #include "imps_presence_api.h"
 
-#define IS imps_str_of
-#define SI imps_kstr
 
 #define MAX_CONSUMERS 8
 
@@ -47,12 +45,12 @@ int deliver_local(const imps_presence_local_t *l)
 		if(l->consumer.len != strlen(consumers[i].name)
 				|| memcmp(l->consumer.s, consumers[i].name, l->consumer.len) != 0)
 			continue;
-		n.presentity = SI(l->presentity);
-		n.id = SI(l->sid);
-		n.key = SI(l->key);
-		n.state = SI(l->state);
-		n.content_type = SI(l->content_type);
-		n.body = SI(l->body);
+		n.presentity = imps_kstr(l->presentity);
+		n.id = imps_kstr(l->sid);
+		n.key = imps_kstr(l->key);
+		n.state = imps_kstr(l->state);
+		n.content_type = imps_kstr(l->content_type);
+		n.body = imps_kstr(l->body);
 		n.version = l->version;
 		return consumers[i].cb(&n, consumers[i].param);
 	}
@@ -68,7 +66,7 @@ static int api_watch(str *presentity, str *watcher, const char *consumer, str *k
 	str c;
 	c.s = (char *)consumer;
 	c.len = consumer ? strlen(consumer) : 0;
-	if(imps_presence_watch(IS(*presentity), IS(*watcher), IS(c), IS(*key), expires, &rep, id,
+	if(imps_presence_watch(imps_str_of(*presentity), imps_str_of(*watcher), imps_str_of(c), imps_str_of(*key), expires, &rep, id,
 			   id_size > 0 ? (size_t)id_size : 0)
 			< 0
 			&& rep.code != 503)
@@ -78,7 +76,7 @@ static int api_watch(str *presentity, str *watcher, const char *consumer, str *k
 
 static int api_unwatch(str *presentity, str *id)
 {
-	return imps_presence_unwatch(IS(*presentity), IS(*id));
+	return imps_presence_unwatch(imps_str_of(*presentity), imps_str_of(*id));
 }
 
 struct doc_sink_ctx
@@ -90,14 +88,14 @@ struct doc_sink_ctx
 static void doc_sink(void *c, imps_str_t doc)
 {
 	struct doc_sink_ctx *d = (struct doc_sink_ctx *)c;
-	str s = SI(doc);
+	str s = imps_kstr(doc);
 	d->sink(d->ctx, &s);
 }
 
 static int api_document(str *presentity, void (*sink)(void *ctx, str *doc), void *ctx)
 {
 	struct doc_sink_ctx d = {sink, ctx};
-	return imps_presence_document(IS(*presentity), doc_sink, &d);
+	return imps_presence_document(imps_str_of(*presentity), doc_sink, &d);
 }
 
 int bind_imps_presence(void *p)

@@ -40,7 +40,8 @@ extern db_func_t dbf;
 extern db1_con_t *dbh;
 int action_code(str *a);
 const char *action_str(int a);
-int rule_cb(imps_str_t presentity, imps_str_t watcher);
+int rule_rows(imps_str_t key, void (*sink)(void *ctx, imps_str_t watcher, imps_str_t action),
+		void *ctx);
 int rule_store(str *p, str *w, const char *action);
 void poll_rules(void);
 int rules_db_init(void);

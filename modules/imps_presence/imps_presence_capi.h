@@ -67,7 +67,10 @@ typedef struct imps_presence_host {
 	/* an in-dialog NOTIFY through tm: 0 handed over (its final response comes back through
 	 * imps_presence_complete()) */
 	int (*send_request)(const imps_request_t *r);
-	int (*rule)(imps_str_t presentity, imps_str_t watcher); /* IMPS_ACTION_* */
+	/* the rule rows of a presentity or a domain to sink: 0, or -1 when the table cannot be
+	 * read (the core matches them: imps_presence_default_action for none) */
+	int (*rule_rows)(imps_str_t key, void (*sink)(void *ctx, imps_str_t watcher, imps_str_t action),
+			void *ctx);
 	void (*stat)(int which, long long delta);
 	/* a NOTIFY to an in-process consumer: its SIP status; may be NULL (481) */
 	int (*deliver_local)(const imps_presence_local_t *n);
@@ -91,6 +94,7 @@ typedef struct imps_presence_config {
 	int max_watchers;
 	int min_notify_interval_ms;
 	const char *offline_document; /* "": the default */
+	int default_action;           /* IMPS_ACTION_*: when no rule applies */
 	int remove_on_timeout;        /* a NOTIFY answered 408 ends the subscription */
 	int notify_busy_ms;           /* longest wait for a NOTIFY's final response */
 	const char *node;             /* this node's name (no spaces) */

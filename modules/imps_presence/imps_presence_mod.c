@@ -203,6 +203,7 @@ static int open_core(void)
 	cfg.max_watchers = max_watchers;
 	cfg.min_notify_interval_ms = min_notify_interval;
 	cfg.offline_document = offline_document;
+	cfg.default_action = default_action_code;
 	cfg.remove_on_timeout = notify_timeout_action;
 	cfg.notify_busy_ms = notify_busy_timeout * 1000;
 	cfg.node = imps_node_name(node_id, node_buf, sizeof(node_buf));
@@ -210,7 +211,7 @@ static int open_core(void)
 	memset(&host, 0, sizeof(host));
 	host.log = imps_log_sink;
 	host.send_request = send_request;
-	host.rule = rule_cb;
+	host.rule_rows = rule_rows;
 	host.stat = stat_cb;
 	host.account = account_subscriptions ? account_cb : NULL;
 	host.deliver_local = deliver_local;

@@ -9,7 +9,6 @@
 
 #include "imps_presence.h"
 
-#define IS imps_str_of
 
 static int from_trusted(struct sip_msg *msg)
 {
@@ -87,7 +86,7 @@ int ki_handle_publish(struct sip_msg *msg)
 	if(parse_headers(msg, HDR_EOH_F, 0) < 0)
 		return presence_reject(msg, 400, "Bad Request (malformed header)");
 	if((req.has_event = imps_event_of(msg, &ev)))
-		req.event = IS(ev);
+		req.event = imps_str_of(ev);
 	if(imps_expires_of(msg, &req.expires) < 0)
 		return presence_reject(msg, 400, "Bad Request (malformed Expires)");
 	for(h = msg->headers; h; h = h->next) {
@@ -96,7 +95,7 @@ int ki_handle_publish(struct sip_msg *msg)
 			trim(&etag);
 			if(etag.len <= 0)
 				return presence_reject(msg, 400, "Bad Request (empty SIP-If-Match)");
-			req.if_match = IS(etag);
+			req.if_match = imps_str_of(etag);
 		}
 	}
 	body.s = get_body(msg);
@@ -109,7 +108,7 @@ int ki_handle_publish(struct sip_msg *msg)
 	}
 	if(body.len > 0) {
 		req.has_body = 1;
-		req.body = IS(body);
+		req.body = imps_str_of(body);
 		if(msg->content_type == NULL)
 			return presence_reject(msg, 400, "Bad Request (body without Content-Type)");
 		ct = msg->content_type->body;
@@ -118,7 +117,7 @@ int ki_handle_publish(struct sip_msg *msg)
 		while(n < ct.len && ct.s[n] != ';' && ct.s[n] != ' ' && ct.s[n] != '\t')
 			n++;
 		ct.len = n;
-		req.content_type = IS(ct);
+		req.content_type = imps_str_of(ct);
 	}
 	if(parse_sip_msg_uri(msg) < 0)
 		return presence_reject(msg, 400, "Bad Request (malformed Request-URI)");

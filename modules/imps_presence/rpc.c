@@ -8,8 +8,6 @@
 
 #include "imps_presence.h"
 
-#define IS imps_str_of
-#define SI imps_kstr
 
 /* ---- RPC --------------------------------------------------------------------------------- */
 
@@ -26,7 +24,7 @@ static void list_sink(void *c, imps_str_t p, long long pubs, long long watchers)
 {
 	struct rpc_sink_ctx *sc = (struct rpc_sink_ctx *)c;
 	void *th;
-	str ps = SI(p);
+	str ps = imps_kstr(p);
 	if(sc->rpc->add(sc->ctx, "{", &th) < 0)
 		return;
 	sc->rpc->struct_add(th, "Sdd", "presentity", &ps, "publications", (int)pubs, "watchers",
@@ -46,7 +44,7 @@ static void rpc_list(rpc_t *rpc, void *ctx)
 static void show_doc_sink(void *c, imps_str_t doc)
 {
 	struct rpc_sink_ctx *sc = (struct rpc_sink_ctx *)c;
-	str d = SI(doc);
+	str d = imps_kstr(doc);
 	sc->rpc->struct_add(sc->th, "S", "document", &d);
 	sc->rpc->struct_add(sc->th, "[", "publications", &sc->pubs);
 }
@@ -55,7 +53,7 @@ static void show_pub_sink(void *c, const imps_presence_pubinfo_t *p)
 {
 	struct rpc_sink_ctx *sc = (struct rpc_sink_ctx *)c;
 	void *th;
-	str etag = SI(p->etag), src = SI(p->source), body = SI(p->body);
+	str etag = imps_kstr(p->etag), src = imps_kstr(p->source), body = imps_kstr(p->body);
 	long long left = p->expires_at - sc->now;
 	if(sc->pubs == NULL || sc->rpc->array_add(sc->pubs, "{", &th) < 0)
 		return;
@@ -78,7 +76,7 @@ static void rpc_show(rpc_t *rpc, void *ctx)
 	if(rpc->add(ctx, "{", &sc.th) < 0)
 		return;
 	rpc->struct_add(sc.th, "S", "presentity", &p);
-	if(imps_presence_show(IS(p), show_doc_sink, show_pub_sink, &sc) < 0)
+	if(imps_presence_show(imps_str_of(p), show_doc_sink, show_pub_sink, &sc) < 0)
 		rpc->fault(ctx, 503, "State store unavailable: %s", imps_presence_last_error());
 }
 
@@ -86,8 +84,8 @@ static void watchers_sink(void *c, const imps_presence_subinfo_t *s)
 {
 	struct rpc_sink_ctx *sc = (struct rpc_sink_ctx *)c;
 	void *th;
-	str sid = SI(s->sid), ev = SI(s->event), w = SI(s->watcher), wu = SI(s->watcher_uri),
-		st = SI(s->status), t = SI(s->remote_target);
+	str sid = imps_kstr(s->sid), ev = imps_kstr(s->event), w = imps_kstr(s->watcher), wu = imps_kstr(s->watcher_uri),
+		st = imps_kstr(s->status), t = imps_kstr(s->remote_target);
 	long long left = s->expires_at - sc->now;
 	if(sc->rpc->add(sc->ctx, "{", &th) < 0)
 		return;
@@ -108,7 +106,7 @@ static void rpc_watchers(rpc_t *rpc, void *ctx)
 	sc.rpc = rpc;
 	sc.ctx = ctx;
 	sc.now = (long long)time(NULL);
-	if(imps_presence_watchers(IS(p), watchers_sink, &sc) < 0)
+	if(imps_presence_watchers(imps_str_of(p), watchers_sink, &sc) < 0)
 		rpc->fault(ctx, 503, "State store unavailable: %s", imps_presence_last_error());
 }
 
@@ -130,7 +128,7 @@ static void rpc_authorize(rpc_t *rpc, void *ctx)
 		rpc->fault(ctx, 500, "cannot store the rule in %.*s", rules_table.len, rules_table.s);
 		return;
 	}
-	changed = imps_presence_reauthorize(IS(p), (w.len == 1 && w.s[0] == '*') ? IS((str){0, 0}) : IS(w));
+	changed = imps_presence_reauthorize(imps_str_of(p), (w.len == 1 && w.s[0] == '*') ? imps_str_of((str){0, 0}) : imps_str_of(w));
 	if(changed < 0) {
 		rpc->fault(ctx, 503, "rule stored; applying it failed: %s", imps_presence_last_error());
 		return;
@@ -151,7 +149,7 @@ static void rpc_reauthorize(rpc_t *rpc, void *ctx)
 		rpc->fault(ctx, 400, "presentity (user@host) expected");
 		return;
 	}
-	changed = imps_presence_reauthorize(IS(p), IS(none));
+	changed = imps_presence_reauthorize(imps_str_of(p), imps_str_of(none));
 	if(changed < 0) {
 		rpc->fault(ctx, 503, "State store unavailable: %s", imps_presence_last_error());
 		return;
@@ -169,7 +167,7 @@ static void rpc_terminate(rpc_t *rpc, void *ctx)
 		rpc->fault(ctx, 400, "subscription id expected");
 		return;
 	}
-	r = imps_presence_terminate(IS(sid));
+	r = imps_presence_terminate(imps_str_of(sid));
 	if(r < 0)
 		rpc->fault(ctx, 503, "State store unavailable: %s", imps_presence_last_error());
 	else if(r == 0)
@@ -229,7 +227,7 @@ static void rpc_publish(rpc_t *rpc, void *ctx)
 		body.s = buf;
 		body.len = (int)sz;
 	}
-	imps_presence_admin_publish(IS(p), IS(body), expires, IS(etag), &rep);
+	imps_presence_admin_publish(imps_str_of(p), imps_str_of(body), expires, imps_str_of(etag), &rep);
 	if(buf)
 		pkg_free(buf);
 	if(rep.code >= 300) {

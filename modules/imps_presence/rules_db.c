@@ -9,8 +9,6 @@
 
 #include "imps_presence.h"
 
-#define IS imps_str_of
-#define SI imps_kstr
 
 str db_url = str_init("sqlite:///var/lib/kamailio/imps_presence.sqlite");
 str rules_table = str_init("imps_presence_rules");
@@ -72,81 +70,37 @@ static int db_value_str(db_val_t *v, str *out)
 	}
 }
 
-static int str_ieq(str *a, str *b)
-{
-	return a->len == b->len && strncasecmp(a->s, b->s, a->len) == 0;
-}
-
-/* best rule of the rows with presentity = key: 3 watcher exact, 2 watcher's domain, 1 "*" */
-static int rule_lookup(str *key, str *watcher, str *wdomain, int *best, int *best_rank)
+/* The rows of the rules table for a presentity or a domain (key), to sink; the core picks
+ * the one that applies (match_rules in core/rules.cpp). 0, -1 when the table cannot be read. */
+int rule_rows(imps_str_t key, void (*sink)(void *ctx, imps_str_t watcher, imps_str_t action),
+		void *ctx)
 {
 	db_key_t keys[1] = {&col_presentity};
 	db_val_t vals[1];
 	db_key_t cols[2] = {&col_watcher, &col_action};
 	db1_res_t *res = NULL;
-	int i, rank, a;
 	str w, act;
+	int i;
 
 	if(dbh == NULL)
 		return -1;
 	memset(vals, 0, sizeof(vals));
 	VAL_TYPE(&vals[0]) = DB1_STR;
-	VAL_STR(&vals[0]) = *key;
+	VAL_STR(&vals[0]) = imps_kstr(key);
 	if(dbf.use_table(dbh, &rules_table) < 0
 			|| dbf.query(dbh, keys, 0, vals, cols, 1, 2, 0, &res) < 0) {
-		LM_ERR("rules query failed for %.*s\n", key->len, key->s);
+		LM_ERR("rules query failed for %.*s\n", (int)key.len, key.s);
 		return -1;
 	}
 	for(i = 0; res && i < RES_ROW_N(res); i++) {
 		db_val_t *rv = ROW_VALUES(&RES_ROWS(res)[i]);
 		if(db_value_str(&rv[0], &w) < 0 || db_value_str(&rv[1], &act) < 0)
 			continue;
-		if(str_ieq(&w, watcher))
-			rank = 3;
-		else if(str_ieq(&w, wdomain))
-			rank = 2;
-		else if(w.len == 1 && w.s[0] == '*')
-			rank = 1;
-		else
-			continue;
-		a = action_code(&act);
-		if(a < 0) {
-			LM_WARN("rule %.*s -> %.*s has unknown action '%.*s'\n", key->len, key->s, w.len,
-					w.s, act.len, act.s);
-			continue;
-		}
-		if(rank > *best_rank) {
-			*best_rank = rank;
-			*best = a;
-		}
+		sink(ctx, imps_str_of(w), imps_str_of(act));
 	}
 	if(res)
 		dbf.free_result(dbh, res);
 	return 0;
-}
-
-/* The owner's rule for a watcher: rules of the presentity itself beat rules of its domain;
- * within each, the watcher's identity beats its domain beats "*". */
-int rule_cb(imps_str_t presentity, imps_str_t watcher)
-{
-	str p = SI(presentity), w = SI(watcher), pd, wd;
-	char *at;
-	int best = -1, rank = 0;
-
-	at = memchr(w.s, '@', w.len);
-	wd.s = at ? at + 1 : w.s;
-	wd.len = at ? w.s + w.len - wd.s : w.len;
-	at = memchr(p.s, '@', p.len);
-	pd.s = at ? at + 1 : p.s;
-	pd.len = at ? p.s + p.len - pd.s : p.len;
-	if(rule_lookup(&p, &w, &wd, &best, &rank) < 0)
-		return IMPS_ACTION_UNKNOWN; /* database trouble: the core decides what is safe */
-	if(best >= 0)
-		return best;
-	rank = 0;
-	if(rule_lookup(&pd, &w, &wd, &best, &rank) < 0)
-		return IMPS_ACTION_UNKNOWN;
-	return best >= 0 ? best : default_action_code;
 }
 
 int rule_store(str *p, str *w, const char *action)
@@ -204,9 +158,9 @@ void poll_rules(void)
 		if(db_value_str(&rv[0], &v[0]) < 0 || db_value_str(&rv[1], &v[1]) < 0
 				|| db_value_str(&rv[2], &v[2]) < 0)
 			continue;
-		rows[n].presentity = IS(v[0]);
-		rows[n].watcher = IS(v[1]);
-		rows[n].action = IS(v[2]);
+		rows[n].presentity = imps_str_of(v[0]);
+		rows[n].watcher = imps_str_of(v[1]);
+		rows[n].action = imps_str_of(v[2]);
 		n++;
 	}
 	imps_presence_rules_snapshot(rows, (size_t)n);

@@ -9,8 +9,6 @@
 
 #include "imps_presence.h"
 
-#define IS imps_str_of
-#define SI imps_kstr
 
 imps_completion_queue_t *completions = NULL;
 
@@ -21,7 +19,7 @@ int send_request(const imps_request_t *r)
 
 static void completed(const imps_completion_t *c)
 {
-	imps_presence_complete(IS(c->resource), IS(c->sid), c->cseq, c->code, c->retry_after);
+	imps_presence_complete(imps_str_of(c->resource), imps_str_of(c->sid), c->cseq, c->code, c->retry_after);
 }
 
 /* timer process: the final responses of our NOTIFYs, oldest first */
@@ -34,7 +32,7 @@ void handle_completions(void)
  * worker): User-Name the watcher's user, Acct-Session-Id the subscription id. */
 void account_cb(imps_str_t watcher, imps_str_t sid, int start)
 {
-	str user = SI(watcher), session = SI(sid);
+	str user = imps_kstr(watcher), session = imps_kstr(sid);
 	char *at = memchr(user.s, '@', user.len);
 	if(at)
 		user.len = at - user.s;

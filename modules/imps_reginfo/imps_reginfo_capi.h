@@ -90,6 +90,11 @@ typedef struct imps_reginfo_reply {
 enum { IMPS_CHANGE_INSERT = 0, IMPS_CHANGE_UPDATE, IMPS_CHANGE_DELETE, IMPS_CHANGE_EXPIRE };
 enum { IMPS_CAUSE_REGISTER = 0, IMPS_CAUSE_ADMIN, IMPS_CAUSE_OTHER };
 
+/* the temp-GRUU of a binding (an instance and a ruid) as the registrar hands it out, in buf;
+ * its length, 0 when there is none or it does not fit */
+int imps_reginfo_temp_gruu(imps_str_t ruid, unsigned int aor_hash, imps_str_t aor, char *buf,
+		size_t size) IMPS_NOEXCEPT;
+
 /* per process, from child_init: makes the Redis connection (a failure is not fatal: the
  * connection is retried on use) */
 int imps_reginfo_open(const imps_reginfo_config_t *cfg, const imps_reginfo_host_t *host) IMPS_NOEXCEPT;

@@ -7,8 +7,6 @@
 
 #include "imps_reginfo.h"
 
-#define IS imps_str_of
-#define SI imps_kstr
 
 extern stat_var *st_sent;
 extern stat_var *st_failed;
@@ -25,8 +23,8 @@ static void list_sink(void *c, const imps_reginfo_subinfo_t *s)
 {
 	struct rpc_sink_ctx *sc = (struct rpc_sink_ctx *)c;
 	void *th;
-	str sid = SI(s->sid), aor = SI(s->aor), w = SI(s->watcher), t = SI(s->remote_target),
-		sock = SI(s->socket);
+	str sid = imps_kstr(s->sid), aor = imps_kstr(s->aor), w = imps_kstr(s->watcher), t = imps_kstr(s->remote_target),
+		sock = imps_kstr(s->socket);
 	long long left = s->expires_at - sc->now;
 	if(sc->rpc->add(sc->ctx, "{", &th) < 0)
 		return;
@@ -46,14 +44,14 @@ static void rpc_list(rpc_t *rpc, void *ctx)
 	sc.rpc = rpc;
 	sc.ctx = ctx;
 	sc.now = (long long)time(NULL);
-	if(imps_reginfo_list(IS(aor), 10000, list_sink, &sc) < 0)
+	if(imps_reginfo_list(imps_str_of(aor), 10000, list_sink, &sc) < 0)
 		rpc->fault(ctx, 503, "State store unavailable: %s", imps_reginfo_last_error());
 }
 
 static void show_sink(void *c, imps_str_t doc)
 {
 	struct rpc_sink_ctx *sc = (struct rpc_sink_ctx *)c;
-	str d = SI(doc);
+	str d = imps_kstr(doc);
 	sc->rpc->add(sc->ctx, "S", &d);
 }
 
@@ -68,7 +66,7 @@ static void rpc_show(rpc_t *rpc, void *ctx)
 	sc.rpc = rpc;
 	sc.ctx = ctx;
 	sc.now = (long long)time(NULL);
-	if(imps_reginfo_show(IS(aor), sc.now, show_sink, &sc) < 0)
+	if(imps_reginfo_show(imps_str_of(aor), sc.now, show_sink, &sc) < 0)
 		rpc->fault(ctx, 503, "State store unavailable: %s", imps_reginfo_last_error());
 }
 

@@ -10,7 +10,6 @@
 
 #include "imps_reginfo.h"
 
-#define IS imps_str_of
 
 imps_completion_queue_t *completions = NULL;
 
@@ -21,7 +20,7 @@ int send_request(const imps_request_t *r)
 
 static void completed(const imps_completion_t *c)
 {
-	imps_reginfo_complete(IS(c->resource), IS(c->sid), c->cseq, c->code, c->retry_after, imps_now_ms());
+	imps_reginfo_complete(imps_str_of(c->resource), imps_str_of(c->sid), c->cseq, c->code, c->retry_after, imps_now_ms());
 }
 
 /* timer process: the final responses of our NOTIFYs, oldest first */

@@ -15,36 +15,14 @@
 
 #include "imps_reginfo.h"
 
-#define IS imps_str_of
 
-/* temp-gruu as the registrar hands it out (registrar/reply.c) */
+/* temp-gruu as the registrar hands it out (built by the core: imps_reginfo_temp_gruu) */
 static int temp_gruu(ucontact_t *c, char *buf, int size)
 {
-	unsigned int ahash;
-	int n, digit;
-	char *at, *p;
-	str host;
-
 	if(c->instance.len <= 0 || c->ruid.len <= 0)
 		return 0;
-	at = memchr(c->aor->s, '@', c->aor->len);
-	if(at == NULL)
-		return 0;
-	host.s = at + 1;
-	host.len = c->aor->s + c->aor->len - host.s;
-	n = snprintf(buf, size, "sip:%.*s-", c->ruid.len, c->ruid.s);
-	if(n < 0 || n >= size - 16)
-		return 0;
-	p = buf + n;
-	ahash = ul.get_aorhash(c->aor);
-	while(ahash != 0) {
-		digit = ahash & 0x0f;
-		*p++ = (digit >= 10) ? digit + 'a' - 10 : digit + '0';
-		ahash >>= 4;
-	}
-	n = p - buf;
-	n += snprintf(p, size - n, "@%.*s;gr", host.len, host.s);
-	return n < size ? n : 0;
+	return imps_reginfo_temp_gruu(imps_str_of(c->ruid), ul.get_aorhash(c->aor),
+			imps_str_of(*c->aor), buf, (size_t)size);
 }
 
 struct binding_buf
@@ -57,9 +35,9 @@ static void fill_binding(struct binding_buf *bb, ucontact_t *c)
 {
 	int n;
 	memset(bb, 0, sizeof(*bb));
-	bb->b.uri = IS(c->c);
-	bb->b.callid = IS(c->callid);
-	bb->b.instance = IS(c->instance);
+	bb->b.uri = imps_str_of(c->c);
+	bb->b.callid = imps_str_of(c->callid);
+	bb->b.instance = imps_str_of(c->instance);
 	bb->b.reg_id = c->reg_id;
 	bb->b.expires_at = (long long)c->expires;
 	bb->b.q = (c->q == Q_UNSPECIFIED) ? -1 : (int)c->q;
@@ -96,7 +74,7 @@ static void msg_contact_info(struct binding_buf *bb, ucontact_t *c, str *params,
 					dn.s++;
 					dn.len -= 2;
 				}
-				bb->b.display_name = IS(dn);
+				bb->b.display_name = imps_str_of(dn);
 			}
 			for(pr = ct->params; pr; pr = pr->next) {
 				/* the parameter as written (len covers name, '=' and a quoted value) */
@@ -108,7 +86,7 @@ static void msg_contact_info(struct binding_buf *bb, ucontact_t *c, str *params,
 			}
 			params->s = pbuf;
 			params->len = n;
-			bb->b.params = IS(*params);
+			bb->b.params = imps_str_of(*params);
 			return;
 		}
 	}
@@ -237,7 +215,7 @@ void ul_contact_cb(ucontact_t *c, int type, void *param)
 		arr[n] = cur[n].b;
 		n++;
 	}
-	if(imps_reginfo_queue_change(IS(*c->aor), &changed.b, change, cause, admin_event, arr,
+	if(imps_reginfo_queue_change(imps_str_of(*c->aor), &changed.b, change, cause, admin_event, arr,
 			   (size_t)n, (long long)now)
 			< 0) {
 		LM_ERR("reg event for %.*s not delivered: %s\n", c->aor->len, c->aor->s,

@@ -37,11 +37,13 @@ import pathlib
 import resource
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
+import benchlib  # noqa: E402
 import imps_net  # noqa: E402
 from bench_reginfo import PG_PORT, Postgres, counts, cpu_seconds, notify_recv, sub_ok, tm_errors  # noqa: E402,E501
 
@@ -364,6 +366,13 @@ def phase_b(sysm, args, wd):
             expected = publishes * WATCHERS
             err0, cpu0, since, busy0 = tm_errors(sysm.kam), sysm.cpu(), time.time(), machine_busy()
             wcpu0, drop0 = watchers_cpu(), udp_drops()
+            sample = {}
+            if getattr(sysm, "redis", None) is not None and rate == args.rates_b[0]:
+                # the commands our presence server sends to Redis per PUBLISH (10 watchers)
+                def take_sample():
+                    time.sleep(min(2.0, args.step_seconds / 3))
+                    sample.update(benchlib.redis_commands(sysm.redis.host, sysm.redis.port, 2.0))
+                threading.Thread(target=take_sample, daemon=True).start()
             rc, secs, st, tail, sipp_cpu = run_sipp(
                 wd, f"b{rate}", "publisher.xml", inf_p, 6301, len(pubs), rate, len(pubs),
                 args.step_seconds * 4 + 20, extra=("-d", str(pause_ms), "-set", "loops",
@@ -394,6 +403,13 @@ def phase_b(sysm, args, wd):
                  "machine_busy_percent": busy, "udp_drops": udp_drops() - drop0}
             s["clean"] = (rc == 0 and retrans == 0 and failed == 0 and err == 0
                           and got >= expected)
+            if sample:
+                n = publishes / max(secs, 1e-3) * 2.0  # PUBLISHes in the 2 s sample
+                s["redis_commands_per_publish"] = {k: round(v / n, 2) for k, v in sorted(sample.items())}
+                s["redis_commands_per_publish_total"] = round(sum(sample.values()) / n, 2)
+                print(f"  {sysm.name:5s} Redis commands per PUBLISH (2 s sample): "
+                      f"{s['redis_commands_per_publish_total']} {s['redis_commands_per_publish']}",
+                      flush=True)
             result["steps"].append(s)
             report(sysm, f"(b) {rate:5d} PUBLISH/s requested: {s['publish_per_s']} PUBLISH/s, "
                    f"NOTIFY {got}/{expected} ({s['notifies_per_s']}/s), latency median "

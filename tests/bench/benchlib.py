@@ -38,3 +38,24 @@ def radcli_conf(workdir, radius, bindaddr, hosts=None, timeout=2, retries=1):
 def pct(values, p):
     """The p-quantile (0..1) of sorted values, None when there are none."""
     return values[min(len(values) - 1, int(len(values) * p))] if values else None
+
+
+def redis_commands(host, port, seconds):
+    """The commands clients sent to Redis during `seconds` (MONITOR), by name: what the
+    modules send per operation. Commands a Lua script runs are left out (MONITOR marks them
+    "lua"); commands of one pipeline count one each."""
+    import collections
+    import re
+    import subprocess
+    import time
+    p = subprocess.Popen(["redis-cli", "-h", host, "-p", str(port), "monitor"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(seconds)
+    p.terminate()
+    out = p.communicate(timeout=10)[0]
+    counts = collections.Counter()
+    for line in out.splitlines():
+        m = re.match(r'^[\d.]+ \[\d+ ([^\]]+)\] "([A-Za-z]+)"', line)
+        if m and m.group(1) != "lua":
+            counts[m.group(2).upper()] += 1
+    return counts

@@ -229,18 +229,30 @@ Outcome Store::create(Subscription &s, int max_per_resource, long long now_ms, b
 	std::vector<std::string> a = {std::to_string(now_ms), busy_arg(), s.sid,
 			std::to_string(max_per_resource)};
 	append_fields(s, a);
-	const std::string &res = s.resource;
-	Reply rep = r_.eval(lua_script("subs_create"), {k_.subs(res), k_.sexp(res), k_.due(res)}, views(a));
-	Batch b = parse_batch(rep.get());
+	const std::string res = s.resource, sid = s.sid;
+	// one round trip: the script, the id index and the expiry bucket (both known before;
+	// an entry left by a refused create points to no record and is dropped when looked up)
+	const std::string &script = lua_script("subs_create");
+	std::string sha, nkeys, subs = k_.subs(res), sexp = k_.sexp(res), due = k_.due(res),
+			exp = std::to_string(s.expires_at), sid_bucket = k_.bucket("sid", k_.bucket_of(sid)),
+			exp_bucket = k_.bucket("sexp", k_.bucket_of(res));
+	std::vector<std::vector<std::string_view>> cmds = {
+			Redis::evalsha_argv(script, sha, nkeys, {subs, sexp, due}, views(a)),
+			{"HSET", sid_bucket, sid, res}, {"ZADD", exp_bucket, "LT", exp, res}};
+	std::vector<Reply> reps = r_.pipeline(cmds, {&script});
+	const redisReply *rep = reps[0].get();
+	if (rep->type == REDIS_REPLY_ERROR) throw RedisError("Redis error: " + std::string(rep->str, rep->len));
+	Batch b = parse_batch(rep);
 	long long code = rep->elements > 3 ? reply_int(rep->element[3]) : -2;
-	if (code == -1) return Outcome::TooMany;
+	if (code == -1) {
+		r_.command({"HDEL", sid_bucket, sid});
+		return Outcome::TooMany;
+	}
 	send_now = !b.send.empty();
 	if (send_now) s = b.send.front();
 	else if (rep->elements > 4) s = parse_flat(rep->element[4]);  // its NOTIFY waits
 	if (created) *created = code == 1;
 	index_due(res, b.due_ms);
-	index_expiry(res, s.expires_at);
-	if (code == 1) r_.command({"HSET", k_.bucket("sid", k_.bucket_of(s.sid)), s.sid, res});
 	return Outcome::Ok;
 }
 
@@ -350,7 +362,17 @@ Batch Store::resource_claim(const char *script, const char *kind, long long now_
 	return all;
 }
 
-Batch Store::expire(long long now, int limit) { return resource_claim("subs_expire", "sexp", now, limit); }
+Batch Store::expire(long long now, int limit)
+{
+	Batch b = resource_claim("subs_expire", "sexp", now, limit);
+	try {
+		sweep_index(100);
+	} catch (const std::exception &e) {
+		++b.errors;
+		IMPS_ERR("timer: sweep of the subscription index failed: %s", e.what());
+	}
+	return b;
+}
 
 Batch Store::due(long long now_ms, int limit) { return resource_claim("subs_due", "due", now_ms, limit); }
 
@@ -365,7 +387,37 @@ std::vector<Subscription> Store::of(const std::string &res, const std::string &p
 
 std::string Store::resource_of(const std::string &sid)
 {
-	return reply_str(r_.command({"HGET", k_.bucket("sid", k_.bucket_of(sid)), sid}).get());
+	std::string bucket = k_.bucket("sid", k_.bucket_of(sid));
+	std::string res = reply_str(r_.command({"HGET", bucket, sid}).get());
+	if (res.empty()) return res;
+	// an entry whose record went (its keys expired with no node running, a refused create)
+	if (reply_int(r_.command({"HEXISTS", k_.subs(res), sid}).get()) != 1) {
+		r_.command({"HDEL", bucket, sid});
+		return {};
+	}
+	return res;
+}
+
+// A page of the id index checked for entries whose record is gone: the index never grows
+// past the records, whatever happened while no node ran (bounded: one page per call).
+int Store::sweep_index(int count)
+{
+	int bucket = static_cast<int>(sweep_bucket_ % static_cast<unsigned>(k_.buckets()));
+	std::string key = k_.bucket("sid", bucket);
+	Reply rep = r_.command({"HSCAN", key, std::to_string(sweep_cursor_), "COUNT", std::to_string(count)});
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) return 0;
+	sweep_cursor_ = std::strtoull(reply_str(rep->element[0]).c_str(), nullptr, 10);
+	if (sweep_cursor_ == 0) ++sweep_bucket_;
+	int dropped = 0;
+	const redisReply *kv = rep->element[1];
+	for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+		std::string sid = reply_str(kv->element[i]), res = reply_str(kv->element[i + 1]);
+		if (reply_int(r_.command({"HEXISTS", k_.subs(res), sid}).get()) != 1) {
+			r_.command({"HDEL", key, sid});
+			++dropped;
+		}
+	}
+	return dropped;
 }
 
 long long Store::count()

@@ -11,6 +11,9 @@
 
 using namespace imps::aaa;
 
+using imps::to_imps_str;
+using imps::to_string;
+
 namespace {
 
 struct Process {
@@ -19,8 +22,6 @@ struct Process {
 	std::unique_ptr<Aaa> aaa;
 };
 Process *g_proc = nullptr;
-
-std::string S(imps_aaa_str_t s) { return s.s ? std::string(s.s, s.len) : std::string(); }
 
 void copy(char *dst, size_t cap, const char *src, size_t len) noexcept
 {
@@ -134,16 +135,16 @@ int imps_aaa_authenticate(const imps_aaa_digest_t *d, char *error, size_t error_
 	try {
 		if (!g_proc) return -5;
 		Digest dg;
-		dg.username = S(d->username);
-		dg.realm = S(d->realm);
-		dg.nonce = S(d->nonce);
-		dg.uri = S(d->uri);
-		dg.method = S(d->method);
-		dg.qop = S(d->qop);
-		dg.algorithm = S(d->algorithm);
-		dg.cnonce = S(d->cnonce);
-		dg.nc = S(d->nc);
-		dg.response = S(d->response);
+		dg.username = to_string(d->username);
+		dg.realm = to_string(d->realm);
+		dg.nonce = to_string(d->nonce);
+		dg.uri = to_string(d->uri);
+		dg.method = to_string(d->method);
+		dg.qop = to_string(d->qop);
+		dg.algorithm = to_string(d->algorithm);
+		dg.cnonce = to_string(d->cnonce);
+		dg.nc = to_string(d->nc);
+		dg.response = to_string(d->response);
 		std::string err;
 		int r = static_cast<int>(g_proc->aaa->authenticate(dg, &err));
 		copy(error, error_len, err);
@@ -176,13 +177,13 @@ static void fill_decision(const Decision &d, imps_aaa_decision_t *out) noexcept
 	copy(out->error, sizeof(out->error), d.error);
 }
 
-int imps_aaa_authorize(imps_aaa_str_t identity, imps_aaa_str_t service, int use_cache,
+int imps_aaa_authorize(imps_str_t identity, imps_str_t service, int use_cache,
 		imps_aaa_decision_t *out) noexcept
 {
 	clear_decision(out);
 	try {
 		if (!g_proc) return -2;
-		fill_decision(g_proc->aaa->authorize(S(identity), S(service), use_cache != 0), out);
+		fill_decision(g_proc->aaa->authorize(to_string(identity), to_string(service), use_cache != 0), out);
 		return out->result;
 	} catch (const std::exception &e) {
 		copy(out->error, sizeof(out->error), e.what());
@@ -191,13 +192,13 @@ int imps_aaa_authorize(imps_aaa_str_t identity, imps_aaa_str_t service, int use_
 	return -2;
 }
 
-int imps_aaa_authorize_cached(imps_aaa_str_t identity, imps_aaa_str_t service,
+int imps_aaa_authorize_cached(imps_str_t identity, imps_str_t service,
 		imps_aaa_decision_t *out) noexcept
 {
 	clear_decision(out);
 	try {
 		if (!g_proc) return 0;
-		auto d = g_proc->aaa->cached(S(identity), S(service));
+		auto d = g_proc->aaa->cached(to_string(identity), to_string(service));
 		if (!d) return 0;
 		fill_decision(*d, out);
 		return 1;
@@ -226,13 +227,13 @@ int imps_aaa_probe(void) noexcept
 	return 0;
 }
 
-int imps_aaa_account(imps_aaa_str_t user, imps_aaa_str_t session, int status, char *error,
+int imps_aaa_account(imps_str_t user, imps_str_t session, int status, char *error,
 		size_t error_len) noexcept
 {
 	try {
 		if (!g_proc) return -1;
 		std::string err;
-		bool ok = g_proc->aaa->account(S(user), S(session), static_cast<uint32_t>(status), &err);
+		bool ok = g_proc->aaa->account(to_string(user), to_string(session), static_cast<uint32_t>(status), &err);
 		copy(error, error_len, err);
 		return ok ? 1 : -1;
 	} catch (const std::exception &e) {
@@ -242,11 +243,11 @@ int imps_aaa_account(imps_aaa_str_t user, imps_aaa_str_t session, int status, ch
 	return -1;
 }
 
-long long imps_aaa_cache_flush(imps_aaa_str_t identity) noexcept
+long long imps_aaa_cache_flush(imps_str_t identity) noexcept
 {
 	try {
 		if (!g_proc) return -1;
-		return g_proc->aaa->flush(S(identity));
+		return g_proc->aaa->flush(to_string(identity));
 	} catch (const std::exception &e) {
 		IMPS_ERR("imps_aaa cache flush: %s", e.what());
 	} catch (...) {

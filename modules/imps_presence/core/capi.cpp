@@ -17,10 +17,11 @@
 
 using namespace imps::presence;
 
+using imps::to_imps_str;
+using imps::to_string;
+
 namespace {
 
-std::string S(imps_str_t s) { return imps::to_string(s); }
-imps_str_t V(const std::string &x) { return imps::to_imps_str(x); }
 
 long long now_ms()
 {
@@ -38,15 +39,18 @@ struct HostAdapter final : Host {
 		return h.send_request && h.send_request(&r) == 0;
 	}
 
-	Action rule(const std::string &presentity, const std::string &watcher) override
+	bool rule_rows(const std::string &key, std::vector<RuleRow> &out) override
 	{
-		int a = h.rule ? h.rule(V(presentity), V(watcher)) : IMPS_ACTION_CONFIRM;
-		switch (a) {
-		case IMPS_ACTION_ALLOW: return Action::Allow;
-		case IMPS_ACTION_BLOCK: return Action::Block;
-		case IMPS_ACTION_POLITE_BLOCK: return Action::PoliteBlock;
-		case IMPS_ACTION_CONFIRM: return Action::Confirm;
-		default: return Action::Unknown;
+		if (!h.rule_rows) return false;
+		return h.rule_rows(to_imps_str(key), &HostAdapter::row_sink, &out) == 0;
+	}
+
+	static void row_sink(void *ctx, imps_str_t watcher, imps_str_t action)
+	{
+		// called by the shim with a database result open: nothing may throw through it
+		try {
+			static_cast<std::vector<RuleRow> *>(ctx)->push_back({to_string(watcher), to_string(action)});
+		} catch (...) {
 		}
 	}
 
@@ -59,20 +63,20 @@ struct HostAdapter final : Host {
 	{
 		if (!h.deliver_local) return 481;
 		imps_presence_local_t l{};
-		l.consumer = V(consumer);
-		l.key = V(key);
-		l.presentity = V(n.sub.resource);
-		l.sid = V(n.sub.sid);
-		l.state = V(n.state);
-		l.content_type = V(n.content.content_type);
-		l.body = V(n.content.body);
+		l.consumer = to_imps_str(consumer);
+		l.key = to_imps_str(key);
+		l.presentity = to_imps_str(n.sub.resource);
+		l.sid = to_imps_str(n.sub.sid);
+		l.state = to_imps_str(n.state);
+		l.content_type = to_imps_str(n.content.content_type);
+		l.body = to_imps_str(n.content.body);
 		l.version = n.sub.version;
 		return h.deliver_local(&l);
 	}
 
 	void account(const Subscription &s, bool start) override
 	{
-		if (h.account) h.account(V(s.watcher), V(s.sid), start ? 1 : 0);
+		if (h.account) h.account(to_imps_str(s.watcher), to_imps_str(s.sid), start ? 1 : 0);
 	}
 };
 
@@ -160,6 +164,12 @@ int imps_presence_open(const imps_presence_config_t *cfg, const imps_presence_ho
 		imps_presence_close();
 		auto p = std::make_unique<Process>();
 		p->host.h = *host;
+		switch (cfg->default_action) {
+		case IMPS_ACTION_ALLOW: p->host.default_action = Action::Allow; break;
+		case IMPS_ACTION_BLOCK: p->host.default_action = Action::Block; break;
+		case IMPS_ACTION_POLITE_BLOCK: p->host.default_action = Action::PoliteBlock; break;
+		default: p->host.default_action = Action::Confirm; break;
+		}
 		imps::set_log_sink(host->log);
 		p->redis = std::make_unique<imps::Redis>(imps::redis_config_of(*cfg));
 		Config c;
@@ -208,15 +218,15 @@ int imps_presence_publish(const imps_presence_publish_t *r, imps_presence_reply_
 	return answer("PUBLISH", rep, [r] {
 		PublishRequest req;
 		req.has_event = r->has_event != 0;
-		req.event = S(r->event);
+		req.event = to_string(r->event);
 		req.has_body = r->has_body != 0;
-		req.content_type = S(r->content_type);
-		req.body = S(r->body);
-		req.if_match = S(r->if_match);
+		req.content_type = to_string(r->content_type);
+		req.body = to_string(r->body);
+		req.if_match = to_string(r->if_match);
 		req.expires = r->expires;
-		req.presentity = S(r->presentity);
-		req.identity = S(r->identity);
-		req.source = S(r->source);
+		req.presentity = to_string(r->presentity);
+		req.identity = to_string(r->identity);
+		req.source = to_string(r->source);
 		req.now = r->now;
 		req.now_ms = r->now_ms;
 		return g_proc->engine->publish(req);
@@ -235,9 +245,9 @@ int imps_presence_subscribe(const imps_presence_subscribe_t *r, imps_presence_re
 		req.expires = c.expires;
 		req.in_dialog = c.in_dialog;
 		req.dialog = c.dialog;
-		req.presentity = S(r->presentity);
-		req.watcher = S(r->watcher);
-		req.display_name = S(r->display_name);
+		req.presentity = to_string(r->presentity);
+		req.watcher = to_string(r->watcher);
+		req.display_name = to_string(r->display_name);
 		req.now = r->now;
 		req.now_ms = r->now_ms;
 		return g_proc->engine->subscribe(req);
@@ -264,14 +274,14 @@ void imps_presence_complete(imps_str_t presentity, imps_str_t sid, unsigned long
 		int code, int retry_after) noexcept
 {
 	guarded("NOTIFY response", 0, [=] {
-		g_proc->engine->complete(S(presentity), S(sid), cseq, code, retry_after != 0, now_ms());
+		g_proc->engine->complete(to_string(presentity), to_string(sid), cseq, code, retry_after != 0, now_ms());
 		return 0;
 	});
 }
 
 int imps_presence_reauthorize(imps_str_t presentity, imps_str_t watcher) noexcept
 {
-	return guarded("rule change", -1, [=] { return g_proc->engine->reauthorize(S(presentity), S(watcher), now_ms()); });
+	return guarded("rule change", -1, [=] { return g_proc->engine->reauthorize(to_string(presentity), to_string(watcher), now_ms()); });
 }
 
 int imps_presence_rules_snapshot(const imps_presence_rule_row_t *rows, size_t n) noexcept
@@ -279,8 +289,8 @@ int imps_presence_rules_snapshot(const imps_presence_rule_row_t *rows, size_t n)
 	return guarded("rules poll", -1, [=] {
 		std::map<std::string, std::vector<std::string>> now;
 		for (size_t i = 0; i < n; ++i)
-			now[S(rows[i].presentity)].push_back(
-					imps::lower(S(rows[i].watcher)) + '\n' + imps::lower(S(rows[i].action)));
+			now[to_string(rows[i].presentity)].push_back(
+					imps::lower(to_string(rows[i].watcher)) + '\n' + imps::lower(to_string(rows[i].action)));
 		for (auto &e : now) std::sort(e.second.begin(), e.second.end());
 		std::vector<std::string> changed;
 		if (g_proc->rules_seen) {
@@ -304,7 +314,7 @@ int imps_presence_rules_snapshot(const imps_presence_rule_row_t *rows, size_t n)
 
 int imps_presence_terminate(imps_str_t sid) noexcept
 {
-	return guarded("imps_presence.terminate", -1, [=] { return g_proc->engine->terminate(S(sid), now_ms()) ? 1 : 0; });
+	return guarded("imps_presence.terminate", -1, [=] { return g_proc->engine->terminate(to_string(sid), now_ms()) ? 1 : 0; });
 }
 
 int imps_presence_admin_publish(imps_str_t presentity, imps_str_t body, int expires,
@@ -312,7 +322,7 @@ int imps_presence_admin_publish(imps_str_t presentity, imps_str_t body, int expi
 {
 	return answer("imps_presence.publish", rep, [=] {
 		long long ms = now_ms();
-		return g_proc->engine->admin_publish(S(presentity), S(body), expires, S(etag), ms / 1000, ms);
+		return g_proc->engine->admin_publish(to_string(presentity), to_string(body), expires, to_string(etag), ms / 1000, ms);
 	});
 }
 
@@ -320,13 +330,13 @@ int imps_presence_show(imps_str_t presentity, void (*doc_sink)(void *, imps_str_
 		void (*pub_sink)(void *, const imps_presence_pubinfo_t *), void *ctx) noexcept
 {
 	return guarded("imps_presence.show", -1, [=] {
-		PresentityView v = g_proc->engine->show(S(presentity), time(nullptr));
-		doc_sink(ctx, V(v.document));
+		PresentityView v = g_proc->engine->show(to_string(presentity), time(nullptr));
+		doc_sink(ctx, to_imps_str(v.document));
 		for (const auto &p : v.publications) {
 			imps_presence_pubinfo_t i{};
-			i.etag = V(p.etag);
-			i.source = V(p.source);
-			i.body = V(p.body);
+			i.etag = to_imps_str(p.etag);
+			i.source = to_imps_str(p.source);
+			i.body = to_imps_str(p.body);
 			i.expires_at = p.expires_at;
 			i.published_at = p.published_at;
 			pub_sink(ctx, &i);
@@ -339,15 +349,15 @@ int imps_presence_watchers(imps_str_t presentity,
 		void (*sink)(void *, const imps_presence_subinfo_t *), void *ctx) noexcept
 {
 	return guarded("imps_presence.watchers", -1, [=] {
-		for (const auto &s : g_proc->engine->watchers(S(presentity))) {
+		for (const auto &s : g_proc->engine->watchers(to_string(presentity))) {
 			imps_presence_subinfo_t i{};
-			i.sid = V(s.sid);
-			i.presentity = V(s.resource);
-			i.event = V(s.package);
-			i.watcher = V(s.watcher);
-			i.watcher_uri = V(s.watcher_uri);
-			i.status = V(s.status);
-			i.remote_target = V(s.dialog.remote_target);
+			i.sid = to_imps_str(s.sid);
+			i.presentity = to_imps_str(s.resource);
+			i.event = to_imps_str(s.package);
+			i.watcher = to_imps_str(s.watcher);
+			i.watcher_uri = to_imps_str(s.watcher_uri);
+			i.status = to_imps_str(s.status);
+			i.remote_target = to_imps_str(s.dialog.remote_target);
 			i.expires_at = s.expires_at;
 			i.cseq = s.cseq;
 			sink(ctx, &i);
@@ -363,7 +373,7 @@ int imps_presence_list(int limit, void (*sink)(void *, imps_str_t, long long, lo
 		std::sort(l.begin(), l.end(), [](const Summary &a, const Summary &b) {
 			return a.presentity < b.presentity;
 		});
-		for (const auto &s : l) sink(ctx, V(s.presentity), s.publications, s.watchers);
+		for (const auto &s : l) sink(ctx, to_imps_str(s.presentity), s.publications, s.watchers);
 		return 0;
 	});
 }
@@ -375,7 +385,7 @@ int imps_presence_watch(imps_str_t presentity, imps_str_t watcher, imps_str_t co
 	return answer("in-process watch", rep, [=] {
 		long long ms = now_ms();
 		std::string id;
-		Response r = g_proc->engine->watch(S(presentity), S(watcher), S(consumer), S(key), expires,
+		Response r = g_proc->engine->watch(to_string(presentity), to_string(watcher), to_string(consumer), to_string(key), expires,
 				ms / 1000, ms, id);
 		if (sid_size) copy(sid, sid_size, id);
 		return r;
@@ -385,15 +395,15 @@ int imps_presence_watch(imps_str_t presentity, imps_str_t watcher, imps_str_t co
 int imps_presence_unwatch(imps_str_t presentity, imps_str_t sid) noexcept
 {
 	return guarded("in-process unwatch", -1, [=] {
-		return g_proc->engine->unwatch(S(presentity), S(sid), now_ms()) ? 1 : 0;
+		return g_proc->engine->unwatch(to_string(presentity), to_string(sid), now_ms()) ? 1 : 0;
 	});
 }
 
 int imps_presence_document(imps_str_t presentity, void (*sink)(void *, imps_str_t), void *ctx) noexcept
 {
 	return guarded("presence document", -1, [=] {
-		std::string doc = g_proc->engine->current_document(S(presentity));
-		sink(ctx, V(doc));
+		std::string doc = g_proc->engine->current_document(to_string(presentity));
+		sink(ctx, to_imps_str(doc));
 		return 0;
 	});
 }

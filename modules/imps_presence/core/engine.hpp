@@ -4,6 +4,7 @@
 // Kamailio: the shim supplies a Host.
 #pragma once
 
+#include "rules.hpp"
 #include "store.hpp"
 
 #include "imps/subs.hpp"
@@ -56,8 +57,13 @@ public:
 	virtual ~Host() = default;
 	// In-dialog NOTIFY through tm; its final response comes back through Engine::complete().
 	virtual bool send_notify(const subs::Outgoing &n) = 0;
-	// The owner's rule for a watcher (rules table, else the default action).
-	virtual Action rule(const std::string &presentity, const std::string &watcher) = 0;
+	// The owner's rule for a watcher: by default the rows of the presentity, else of its
+	// domain (rule_rows), matched by match_rules(), else default_action; Unknown when the rows
+	// cannot be read.
+	virtual Action rule(const std::string &presentity, const std::string &watcher);
+	// The rule rows stored for a presentity or a domain; false: they cannot be read.
+	virtual bool rule_rows(const std::string &key, std::vector<RuleRow> &out) { return false; }
+	Action default_action = Action::Confirm;
 	virtual void stat(Stat which, long long delta) = 0;
 	// Accounting of a subscription: Start when it is created, Stop when it ends.
 	virtual void account(const Subscription &, bool) {}

@@ -83,15 +83,20 @@ PublishResult PublicationStore::publish(const std::string &pres, PubOp op, const
 	res.batch = subs_.parse_batch(rep);
 	if (rep->elements < 4) throw RedisError("Redis: unexpected reply to PUBLISH");
 	res.outcome = static_cast<int>(reply_int(rep->element[3]));
-	if (res.outcome != 1) return res;
-	if (rep->elements < 7) throw RedisError("Redis: unexpected reply to PUBLISH");
-	res.gen = static_cast<unsigned long long>(reply_int(rep->element[4]));
-	res.changed = reply_int(rep->element[5]) == 1;
-	res.live = parse_publications(rep, 7);
-	subs_.index_due(pres, res.batch.due_ms);
-	// the count of live publications moves only with an initial PUBLISH or a removal
-	if ((op == PubOp::Initial && res.changed) || op == PubOp::Remove)
-		subs_.redis().command({"INCRBY", k.bucket("npub", b), op == PubOp::Initial ? "1" : "-1"});
+	long long purged = rep->elements > 7 ? reply_int(rep->element[7]) : 0;
+	if (res.outcome == 1) {
+		if (rep->elements < 8) throw RedisError("Redis: unexpected reply to PUBLISH");
+		res.gen = static_cast<unsigned long long>(reply_int(rep->element[4]));
+		res.changed = reply_int(rep->element[5]) == 1;
+		res.live = parse_publications(rep, 8);
+		subs_.index_due(pres, res.batch.due_ms);
+	}
+	// the count of live publications moves with an initial PUBLISH, a removal, and the
+	// expired ones an initial PUBLISH collected
+	long long delta = -purged;
+	if (res.outcome == 1 && op == PubOp::Initial && res.changed) delta += 1;
+	if (res.outcome == 1 && op == PubOp::Remove) delta -= 1;
+	if (delta != 0) subs_.redis().command({"INCRBY", k.bucket("npub", b), std::to_string(delta)});
 	return res;
 }
 

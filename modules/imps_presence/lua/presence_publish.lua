@@ -6,8 +6,9 @@
 -- [6] body, [7] source, [8] expires_at, [9] now (s), [10] max publications, [11] interval
 -- between NOTIFYs of one watcher (ms), [12] '1': a replay of a PUBLISH whose reply was lost.
 -- Extra: {outcome (1 done, 0 If-Match unknown or expired, -1 too many), gen, changed,
--- next publication expiry or -1, live publications flat...}
+-- next publication expiry or -1, expired publications removed, live publications flat...}
 local op, im, ne = ARGV[3], ARGV[4], ARGV[5]
+local PURGED = 0  -- expired publications removed here (the count of live ones moves by as many)
 local now, exp = tonumber(ARGV[9]), ARGV[8]
 -- A replay (the module sent this script before and lost the reply): a publication stored
 -- under the new ETag means the first run was applied; nothing is applied twice and the
@@ -22,7 +23,7 @@ if ARGV[12] == '1' and ne ~= '' then
       keep_pubs(exp)
       local nxt = redis.call('ZRANGE', PEXP, 0, 0, 'WITHSCORES')
       local gen = tonumber(redis.call('HGET', META, 'gen') or '0')
-      return reply({1, gen, 0, nxt[2] and tonumber(nxt[2]) or -1})
+      return reply({1, gen, 0, nxt[2] and tonumber(nxt[2]) or -1, 0})
     end
   end
 end
@@ -41,9 +42,12 @@ else
     local all = redis.call('HGETALL', PUB)
     for i = 1, #all, 2 do
       local x = string.match(all[i + 1], '^(%d+)\t')
-      if tonumber(x) <= now then redis.call('HDEL', PUB, all[i]); redis.call('ZREM', PEXP, all[i]) end
+      if tonumber(x) <= now then
+        redis.call('HDEL', PUB, all[i]); redis.call('ZREM', PEXP, all[i])
+        PURGED = PURGED + 1
+      end
     end
-    if redis.call('HLEN', PUB) >= tonumber(ARGV[10]) then return reply({-1}) end
+    if redis.call('HLEN', PUB) >= tonumber(ARGV[10]) then return reply({-1, 0, 0, -1, PURGED}) end
   end
 end
 local changed = 1
@@ -62,6 +66,6 @@ end
 local gen = redis.call('HINCRBY', META, 'gen', changed)
 if changed == 1 then notify_watchers(tonumber(ARGV[11])) end
 local nxt = redis.call('ZRANGE', PEXP, 0, 0, 'WITHSCORES')
-local out = {1, gen, changed, nxt[2] and tonumber(nxt[2]) or -1}
+local out = {1, gen, changed, nxt[2] and tonumber(nxt[2]) or -1, PURGED}
 if changed == 1 then for _, v in ipairs(live_pubs(now)) do out[#out + 1] = v end end
 return reply(out)

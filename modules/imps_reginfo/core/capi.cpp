@@ -41,17 +41,16 @@ struct HostAdapter final : Host {
 };
 
 using imps::to_string;
-std::string S(imps_str_t s) { return to_string(s); }
 
 Binding to_binding(const imps_reginfo_binding_t *b)
 {
 	Binding out;
-	out.uri = S(b->uri);
-	out.callid = S(b->callid);
-	out.instance = S(b->instance);
-	out.temp_gruu = S(b->temp_gruu);
-	out.display_name = S(b->display_name);
-	out.params = S(b->params);
+	out.uri = to_string(b->uri);
+	out.callid = to_string(b->callid);
+	out.instance = to_string(b->instance);
+	out.temp_gruu = to_string(b->temp_gruu);
+	out.display_name = to_string(b->display_name);
+	out.params = to_string(b->params);
 	out.reg_id = b->reg_id;
 	out.expires_at = b->expires_at;
 	out.q = b->q;
@@ -118,6 +117,20 @@ void copy(char *dst, size_t cap, const char *src, size_t len) noexcept
 
 extern "C" {
 
+int imps_reginfo_temp_gruu(imps_str_t ruid, unsigned int aor_hash, imps_str_t aor, char *buf,
+		size_t size) noexcept
+{
+	try {
+		std::string g = temp_gruu(to_string(ruid), aor_hash, to_string(aor));
+		if (g.empty() || g.size() >= size) return 0;
+		std::memcpy(buf, g.data(), g.size());
+		buf[g.size()] = '\0';
+		return static_cast<int>(g.size());
+	} catch (...) {
+		return 0;
+	}
+}
+
 int imps_reginfo_open(const imps_reginfo_config_t *cfg, const imps_reginfo_host_t *host) noexcept
 {
 	try {
@@ -178,8 +191,8 @@ int imps_reginfo_subscribe(const imps_reginfo_subscribe_t *r, imps_reginfo_reply
 		req.expires = c.expires;
 		req.in_dialog = c.in_dialog;
 		req.dialog = c.dialog;
-		req.aor = S(r->aor);
-		req.watcher = S(r->watcher);
+		req.aor = to_string(r->aor);
+		req.watcher = to_string(r->watcher);
 		req.now = r->now;
 		SubscribeResponse res = g_proc->engine->subscribe(req);
 		std::string hdrs;
@@ -216,7 +229,7 @@ int imps_reginfo_queue_change(imps_str_t aor, const imps_reginfo_binding_t *chan
 	try {
 		if (!g_proc) return -1;
 		BindingChange c;
-		c.aor = S(aor);
+		c.aor = to_string(aor);
 		c.changed = to_binding(changed);
 		c.current.reserve(n);
 		for (size_t i = 0; i < n; ++i) c.current.push_back(to_binding(&current[i]));
@@ -299,7 +312,7 @@ void imps_reginfo_complete(imps_str_t aor, imps_str_t sid, unsigned long long cs
 		int retry_after, long long now_ms) noexcept
 {
 	try {
-		if (g_proc) g_proc->engine->complete(S(aor), S(sid), cseq, code, retry_after != 0, now_ms);
+		if (g_proc) g_proc->engine->complete(to_string(aor), to_string(sid), cseq, code, retry_after != 0, now_ms);
 	} catch (const std::exception &e) {
 		g_proc->host.stat(Stat::TimerErrors, 1);
 		fail("reg NOTIFY response", e);
@@ -323,7 +336,7 @@ int imps_reginfo_show(imps_str_t aor, long long now, void (*sink)(void *, imps_s
 {
 	try {
 		if (!g_proc) return -1;
-		std::string doc = g_proc->engine->show(S(aor), now);
+		std::string doc = g_proc->engine->show(to_string(aor), now);
 		sink(ctx, imps_str_t{doc.data(), doc.size()});
 		return 0;
 	} catch (const std::exception &e) {
@@ -339,7 +352,7 @@ int imps_reginfo_list(imps_str_t aor, int limit,
 	try {
 		if (!g_proc) return -1;
 		auto v = [](const std::string &x) { return imps_str_t{x.data(), x.size()}; };
-		for (const auto &s : g_proc->engine->list(S(aor), limit)) {
+		for (const auto &s : g_proc->engine->list(to_string(aor), limit)) {
 			imps_reginfo_subinfo_t i{};
 			i.sid = v(s.sid);
 			i.aor = v(s.resource);

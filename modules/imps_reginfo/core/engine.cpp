@@ -58,6 +58,15 @@ Engine::Engine(Config cfg, Redis &redis, std::string key_prefix, Host &host)
 
 Engine::~Engine() = default;
 
+std::string temp_gruu(const std::string &ruid, unsigned int aor_hash, const std::string &aor)
+{
+	size_t at = aor.find('@');
+	if (ruid.empty() || at == std::string::npos || at + 1 >= aor.size()) return {};
+	std::string g = "sip:" + ruid + "-";
+	for (; aor_hash != 0; aor_hash >>= 4) g += "0123456789abcdef"[aor_hash & 0x0f];
+	return g + "@" + aor.substr(at + 1) + ";gr";
+}
+
 std::string Binding::key() const
 {
 	if (!instance.empty()) return instance + ";reg-id=" + std::to_string(reg_id);
@@ -414,8 +423,12 @@ bool BindingChange::parse(const std::string &blob, BindingChange &out)
 	r.pos = 3;
 	out.aor = r.str();
 	out.changed = get_binding(r);
-	out.change = static_cast<Change>(r.num());
-	out.cause = static_cast<Cause>(r.num());
+	long long change = r.num(), cause = r.num();
+	if (change < static_cast<long long>(Change::Insert) || change > static_cast<long long>(Change::Expire)
+			|| cause < static_cast<long long>(Cause::Register) || cause > static_cast<long long>(Cause::Other))
+		return false;
+	out.change = static_cast<Change>(change);
+	out.cause = static_cast<Cause>(cause);
 	out.admin_event = r.str();
 	out.now = r.num();
 	out.now_ms = r.num();

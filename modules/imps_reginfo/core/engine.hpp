@@ -31,6 +31,11 @@ struct Binding {
 	std::string key() const;  // binding identity: instance (+reg-id) or contact URI
 };
 
+// The temporary GRUU (RFC 5627) of a binding as Kamailio's registrar hands it out
+// (registrar/reply.c): "sip:<ruid>-<aor hash, hex digits from the lowest>@<host of the AoR>;gr".
+// "" when the binding has no instance or ruid, or the AoR no host.
+std::string temp_gruu(const std::string &ruid, unsigned int aor_hash, const std::string &aor);
+
 struct Config {
 	int min_expires = 60;
 	int max_expires = 3600;

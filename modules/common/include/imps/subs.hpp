@@ -223,6 +223,9 @@ public:
 
 	std::vector<Subscription> of(const std::string &res, const std::string &package);
 	std::string resource_of(const std::string &sid);  // "" : unknown
+	// Drops id-index entries whose record is gone, one page of one bucket per call (expire()
+	// calls it); returns how many.
+	int sweep_index(int count);
 	long long count();
 	// Subscriptions of every resource, page by page (cursor 0 starts, returns 0 at the end).
 	std::vector<Subscription> scan(unsigned long long &cursor, int bucket, int count);
@@ -245,6 +248,8 @@ private:
 	Keys k_;
 	long long busy_ms_;
 	std::string node_, epoch_;
+	unsigned long long sweep_cursor_ = 0;
+	unsigned sweep_bucket_ = 0;
 };
 
 // Subscription-State value for an active or pending subscription.
