@@ -28,6 +28,12 @@ void handle_completions(void)
 	imps_cq_drain(completions, completed);
 }
 
+/* mod_init: responses that reach a SIP worker are handled there, after the reply's script */
+int notify_init(void)
+{
+	return imps_reply_script_cbs(completed);
+}
+
 /* Accounting-Request Start/Stop of a subscription through imps_aaa (sent by an async
  * worker): User-Name the watcher's user, Acct-Session-Id the subscription id. */
 void account_cb(imps_str_t watcher, imps_str_t sid, int start)

@@ -29,6 +29,12 @@ void handle_completions(void)
 	imps_cq_drain(completions, completed);
 }
 
+/* mod_init: responses that reach a SIP worker are handled there, after the reply's script */
+int notify_init(void)
+{
+	return imps_reply_script_cbs(completed);
+}
+
 static int reply(struct sip_msg *msg, int code, const char *reason, const char *hdrs)
 {
 	return imps_sl_reply(&slb, msg, code, reason, hdrs);

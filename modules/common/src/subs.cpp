@@ -296,6 +296,13 @@ Batch Store::turn(const std::string &res, const std::vector<std::string> &sids,
 	return b;
 }
 
+bool Store::set_status(const std::string &res, const std::string &sid, const std::string &status)
+{
+	Reply rep = r_.eval(lua_script("subs_set"), {k_.subs(res), k_.sexp(res), k_.due(res)},
+			{"0", busy_arg(), sid, status});
+	return rep->type == REDIS_REPLY_ARRAY && rep->elements > 3 && reply_int(rep->element[3]) == 1;
+}
+
 bool Store::take(const std::string &res, const std::string &sid, const std::string &reason,
 		bool final, long long now_ms, Batch &out)
 {
@@ -522,13 +529,25 @@ Notifier::Response Notifier::subscribe(const Request &req, Package &pkg, int max
 				handle(b, req.now, req.now_ms);
 			}
 		} else if (send_now) {
-			queue_full(s, req.now);
+			std::string end = pkg.refreshed(s, req.now_ms);
+			if (end.empty()) {
+				queue_full(s, req.now);
+			} else {
+				// the package ends it (the rules changed): this NOTIFY is the final one
+				Batch b;
+				store_.take(s.resource, s.sid, end, false, req.now_ms, b);
+				s.ending = end;
+				queue(s, pkg.final_state(s, end, req.now), "terminated;reason=" + end);
+				count(Counter::Active, -1);
+				pkg.ended(s, end, req.now_ms);
+				res.removed = true;
+			}
 		}
 	} else if (expires == 0) {
-		// a fetch: one NOTIFY with the state now, nothing stored
+		// a fetch: one NOTIFY with the whole state now, terminated, nothing stored
 		s.version = 0;
 		s.cseq = 1;
-		queue(s, pkg.final_state(s, "timeout", req.now), "terminated;reason=timeout");
+		queue(s, pkg.full_state(s, req.now), "terminated;reason=timeout");
 	} else {
 		s.created_at = req.now;
 		bool created = false;

@@ -121,6 +121,10 @@ public:
 	{
 		e_.presence_ended(s, reason, now_ms);
 	}
+	std::string refreshed(Subscription &s, long long now_ms) override
+	{
+		return e_.presence_refreshed(s, now_ms);
+	}
 
 private:
 	Engine &e_;
@@ -138,6 +142,10 @@ public:
 	subs::Notification final_state(const Subscription &s, const std::string &reason, long long now) override
 	{
 		return e_.winfo_state(s, reason, now);
+	}
+	void ended(const Subscription &s, const std::string &, long long) override
+	{
+		e_.host_.account(s, false);  // its Start was sent when it was created
 	}
 
 private:
@@ -301,6 +309,25 @@ subs::Notification Engine::winfo_state(const Subscription &s, const std::string 
 		return {winfo_document(s.version, false, "sip:" + s.resource, decode_changes(s.pending_deltas, now)),
 				kWinfo, {}};
 	return {winfo_full(s, now), kWinfo, {}};
+}
+
+// A refresh of a presence subscription: the owner's rules as they are now decide the NOTIFY
+// it gets (SQL may have changed them): a block ends it with this NOTIFY (rejected), another
+// status is stored and shown, both sides' watcher info told.
+std::string Engine::presence_refreshed(Subscription &s, long long now_ms)
+{
+	bool own = lower(s.watcher) == lower(s.resource);
+	Action a = own ? Action::Allow : host_.rule(s.resource, s.watcher);
+	if (a == Action::Unknown) return {};  // rules unreadable: keep what the watcher has
+	if (a == Action::Block) return "rejected";
+	std::string status = status_for(a);
+	if (status == s.status) return {};
+	if (!subs_.set_status(s.resource, s.sid, status)) return {};
+	s.status = status;
+	if (status == "active") winfo_changed(s.resource, {{s, "active", "approved"}}, now_ms);
+	else if (status == "polite") winfo_changed(s.resource, {{s, "terminated", "rejected"}}, now_ms);
+	else winfo_changed(s.resource, {{s, "pending", "subscribe"}}, now_ms);
+	return {};
 }
 
 void Engine::presence_ended(const Subscription &s, const std::string &reason, long long now_ms)
@@ -474,9 +501,8 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 		std::string sid = subs::subscription_id(req.dialog.callid, req.dialog.remote_tag, req.dialog.local_tag);
 		r.sub.resource = subs_.resource_of(sid);
 		if (r.sub.resource.empty()) return reply(481, "Subscription Does Not Exist");
+		// the rules as they are now apply to the NOTIFY of the refresh (PresencePackage::refreshed)
 		nr = notifier_->subscribe(r, pkg, cfg_.max_watchers);
-		if (nr.code == 200 && !nr.removed && nr.sub.package == "presence")
-			apply_rule(nr.sub, req.now_ms);  // the rules as they are now (SQL may have changed)
 		return reply(nr.code, nr.reason, nr.headers);
 	}
 

@@ -167,6 +167,7 @@ public:
 	subs::Notification presence_state(const Subscription &s, const std::string &reason, long long now);
 	subs::Notification winfo_state(const Subscription &s, const std::string &reason, long long now);
 	void presence_ended(const Subscription &s, const std::string &reason, long long now_ms);
+	std::string presence_refreshed(Subscription &s, long long now_ms);
 
 private:
 	class PresencePackage;

@@ -59,11 +59,11 @@ if op == 'r' then
 elseif op ~= 'x' then
   redis.call('HSET', PUB, ne, exp .. '\t' .. ARGV[9] .. '\t' .. ARGV[7] .. '\t' .. ARGV[6])
 end
+local gen = redis.call('HINCRBY', META, 'gen', changed)
 if op ~= 'x' then
   redis.call('ZADD', PEXP, exp, ne)
-  keep_pubs(exp)
+  keep_pubs(exp)  -- after META exists: its expiry is set too
 end
-local gen = redis.call('HINCRBY', META, 'gen', changed)
 if changed == 1 then notify_watchers(tonumber(ARGV[11])) end
 local nxt = redis.call('ZRANGE', PEXP, 0, 0, 'WITHSCORES')
 local out = {1, gen, changed, nxt[2] and tonumber(nxt[2]) or -1, PURGED}

@@ -150,6 +150,10 @@ public:
 	// A subscription ended (expired, unsubscribed, rejected, dropped after a failed NOTIFY):
 	// watcher info, accounting. Runs after the store removed it.
 	virtual void ended(const Subscription &s, const std::string &reason, long long now_ms) {}
+	// An in-dialog SUBSCRIBE refreshed s, whose NOTIFY is about to be built: the package may
+	// decide again (the owner's rules may have changed): change s.status (stored), or return
+	// a reason ("rejected") to end the subscription with this very NOTIFY. "": go on.
+	virtual std::string refreshed(Subscription &s, long long now_ms) { return {}; }
 };
 
 // Where each package's resource keys live, so package scripts can take part in the same
@@ -209,6 +213,8 @@ public:
 	Batch turn(const std::string &res, const std::vector<std::string> &sids,
 			const std::string &status, long long interval_ms, long long now_ms,
 			const std::string &delta = "");
+	// The record's status, with no NOTIFY turn (the caller holds one). false: not found.
+	bool set_status(const std::string &res, const std::string &sid, const std::string &status);
 	// Removes a subscription now (terminated by the RPC, blocked): final NOTIFY with reason
 	// when final is set. false: not found.
 	bool take(const std::string &res, const std::string &sid, const std::string &reason,
