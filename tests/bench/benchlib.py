@@ -48,10 +48,11 @@ def redis_commands(host, port, seconds):
     import re
     import subprocess
     import time
-    p = subprocess.Popen(["redis-cli", "-h", host, "-p", str(port), "monitor"],
+    p = subprocess.Popen(["stdbuf", "-oL", "redis-cli", "-h", host, "-p", str(port), "monitor"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     time.sleep(seconds)
-    p.terminate()
+    import signal
+    p.send_signal(signal.SIGINT)
     out = p.communicate(timeout=10)[0]
     counts = collections.Counter()
     for line in out.splitlines():
