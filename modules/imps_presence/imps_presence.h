@@ -63,7 +63,6 @@ int ki_handle_subscribe(struct sip_msg *msg);
 int w_handle_subscribe(struct sip_msg *msg, char *p1, char *p2);
 int send_request(const imps_request_t *r);
 void handle_completions(void);
-int notify_init(void);
 void account_cb(imps_str_t watcher, imps_str_t sid, int start);
 
 /* rpc.c */

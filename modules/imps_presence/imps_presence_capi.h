@@ -145,6 +145,8 @@ int imps_presence_tick(long long now, long long now_ms, int expiry) IMPS_NOEXCEP
 /* the final response of a NOTIFY (408 for a timeout), in the module's timer process */
 void imps_presence_complete(imps_str_t presentity, imps_str_t sid, unsigned long long cseq,
 		int code, int retry_after) IMPS_NOEXCEPT;
+/* the final responses of many NOTIFYs at once (one Redis round trip), timer process */
+void imps_presence_complete_many(const imps_response_t *r, size_t n) IMPS_NOEXCEPT;
 /* watchers whose state changed, -1 on failure */
 int imps_presence_reauthorize(imps_str_t presentity, imps_str_t watcher) IMPS_NOEXCEPT;
 /* The whole rules table as read now (one call per poll): the core compares it with the

@@ -291,7 +291,7 @@ static int mod_init(void)
 	}
 	if(rules_db_init() < 0)
 		return -1;
-	if((completions = imps_cq_new()) == NULL || notify_init() < 0) {
+	if((completions = imps_cq_new()) == NULL) {
 		LM_ERR("cannot create the queue of NOTIFY responses\n");
 		return -1;
 	}

@@ -17,21 +17,15 @@ int send_request(const imps_request_t *r)
 	return imps_send_request(&tmb, r, completions);
 }
 
-static void completed(const imps_completion_t *c)
+static void completed(const imps_response_t *r, size_t n)
 {
-	imps_presence_complete(imps_str_of(c->resource), imps_str_of(c->sid), c->cseq, c->code, c->retry_after);
+	imps_presence_complete_many(r, n);
 }
 
-/* timer process: the final responses of our NOTIFYs, oldest first */
+/* timer process: the final responses of our NOTIFYs, oldest first, a batch per round trip */
 void handle_completions(void)
 {
 	imps_cq_drain(completions, completed);
-}
-
-/* mod_init: responses that reach a SIP worker are handled there, after the reply's script */
-int notify_init(void)
-{
-	return imps_reply_script_cbs(completed);
 }
 
 /* Accounting-Request Start/Stop of a subscription through imps_aaa (sent by an async

@@ -50,7 +50,6 @@ int ki_handle_subscribe(struct sip_msg *msg);
 int w_handle_subscribe(struct sip_msg *msg, char *p1, char *p2);
 int send_request(const imps_request_t *r);
 void handle_completions(void);
-int notify_init(void);
 
 /* rpc.c */
 extern rpc_export_t reginfo_rpc_cmds[];

@@ -119,6 +119,8 @@ int imps_reginfo_import_change(const char *blob, size_t len) IMPS_NOEXCEPT;
 /* the final response of a NOTIFY (408 for a timeout), in the module's timer process */
 void imps_reginfo_complete(imps_str_t aor, imps_str_t sid, unsigned long long cseq, int code,
 		int retry_after, long long now_ms) IMPS_NOEXCEPT;
+/* the final responses of many NOTIFYs at once (one Redis round trip), timer process */
+void imps_reginfo_complete_many(const imps_response_t *r, size_t n, long long now_ms) IMPS_NOEXCEPT;
 /* timer work: deferred NOTIFYs now due; with expiry, expired subscriptions too */
 void imps_reginfo_timer(long long now, long long now_ms, int expiry) IMPS_NOEXCEPT;
 

@@ -280,7 +280,7 @@ static int mod_init(void)
 		LM_ERR("cannot register script callbacks\n");
 		return -1;
 	}
-	if(reginfo_usrloc_init() < 0 || (completions = imps_cq_new()) == NULL || notify_init() < 0) {
+	if(reginfo_usrloc_init() < 0 || (completions = imps_cq_new()) == NULL) {
 		LM_ERR("cannot create the module's queues\n");
 		return -1;
 	}

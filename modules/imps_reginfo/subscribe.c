@@ -18,21 +18,15 @@ int send_request(const imps_request_t *r)
 	return imps_send_request(&tmb, r, completions);
 }
 
-static void completed(const imps_completion_t *c)
+static void completed(const imps_response_t *r, size_t n)
 {
-	imps_reginfo_complete(imps_str_of(c->resource), imps_str_of(c->sid), c->cseq, c->code, c->retry_after, imps_now_ms());
+	imps_reginfo_complete_many(r, n, imps_now_ms());
 }
 
-/* timer process: the final responses of our NOTIFYs, oldest first */
+/* timer process: the final responses of our NOTIFYs, oldest first, a batch per round trip */
 void handle_completions(void)
 {
 	imps_cq_drain(completions, completed);
-}
-
-/* mod_init: responses that reach a SIP worker are handled there, after the reply's script */
-int notify_init(void)
-{
-	return imps_reply_script_cbs(completed);
 }
 
 static int reply(struct sip_msg *msg, int code, const char *reason, const char *hdrs)

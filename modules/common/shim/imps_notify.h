@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "core/locking.h"
-#include "core/script_cb.h"
 #include "core/mem/shm_mem.h"
 #include "core/parser/contact/parse_contact.h"
 #include "core/parser/parse_rr.h"
@@ -148,26 +147,35 @@ static inline imps_completion_t *imps_cq_take(imps_completion_queue_t *q)
 	return c;
 }
 
-/* Hands every queued completion to fn, oldest first (the module's timer process). */
-static inline void imps_cq_drain(imps_completion_queue_t *q, void (*fn)(const imps_completion_t *c))
+/* Hands the queued completions to fn in batches of up to IMPS_CQ_BATCH, oldest first (the
+ * module's timer process; the core records a batch in one Redis round trip). */
+#define IMPS_CQ_BATCH 256
+static inline void imps_cq_drain(imps_completion_queue_t *q,
+		void (*fn)(const imps_response_t *r, size_t n))
 {
-	imps_completion_t *c, *next;
+	imps_response_t batch[IMPS_CQ_BATCH];
+	imps_completion_t *c, *next, *done = NULL;
+	size_t n = 0;
 	for(c = imps_cq_take(q); c; c = next) {
 		next = c->next;
-		fn(c);
-		shm_free(c);
+		batch[n].resource = imps_str_of(c->resource);
+		batch[n].sid = imps_str_of(c->sid);
+		batch[n].cseq = c->cseq;
+		batch[n].code = c->code;
+		batch[n].retry_after = c->retry_after;
+		c->next = done; /* kept until the batch is handed over: the strings point into it */
+		done = c;
+		if(++n == IMPS_CQ_BATCH || next == NULL) {
+			fn(batch, n);
+			n = 0;
+			while(done) {
+				c = done->next;
+				shm_free(done);
+				done = c;
+			}
+		}
 	}
 }
-
-/* A SIP worker that runs the script of a reply (a NOTIFY's final response arrives there):
- * tm's callback runs in the middle of it, with tm's reply processing under way, so the
- * completion waits in this process's own list and is handled by the post-script callback,
- * when nothing is held any more. Elsewhere (timer F in tm's timer process) it goes to the
- * module's timer process through the shared queue. These statics are per translation unit:
- * the file that sends the requests also registers imps_reply_script_cbs(). */
-static int imps_in_reply_script = 0;
-static imps_completion_queue_t imps_local_completions; /* its lock is unused: one process */
-static void (*imps_local_complete)(const imps_completion_t *c) = NULL;
 
 /* tm's TMCB_LOCAL_COMPLETED: runs in whichever process got the final response (or timer F):
  * only queues it */
@@ -187,74 +195,9 @@ static inline void imps_request_cb(struct cell *t, int type, struct tmcb_params 
 					retry_after = 1;
 		}
 	}
-	if(imps_in_reply_script && imps_local_complete) {
-		imps_completion_t *c = (imps_completion_t *)shm_malloc(
-				sizeof(*c) + p->resource.len + p->sid.len);
-		if(c != NULL) {
-			c->next = NULL;
-			c->code = ps->code;
-			c->retry_after = retry_after;
-			c->cseq = p->cseq;
-			c->resource.s = (char *)(c + 1);
-			c->resource.len = p->resource.len;
-			memcpy(c->resource.s, p->resource.s, p->resource.len);
-			c->sid.s = c->resource.s + c->resource.len;
-			c->sid.len = p->sid.len;
-			memcpy(c->sid.s, p->sid.s, p->sid.len);
-			if(imps_local_completions.tail)
-				imps_local_completions.tail->next = c;
-			else
-				imps_local_completions.head = c;
-			imps_local_completions.tail = c;
-		} else {
-			SHM_MEM_ERROR;
-		}
-	} else {
-		imps_cq_push(p->queue, p, ps->code, retry_after);
-	}
+	imps_cq_push(p->queue, p, ps->code, retry_after);
 	shm_free(p);
 	*ps->param = NULL;
-}
-
-static void imps_local_drain(void)
-{
-	imps_completion_t *c, *next;
-	c = imps_local_completions.head;
-	imps_local_completions.head = imps_local_completions.tail = NULL;
-	for(; c; c = next) {
-		next = c->next;
-		if(imps_local_complete)
-			imps_local_complete(c);
-		shm_free(c);
-	}
-}
-
-static int imps_reply_pre_cb(struct sip_msg *msg, unsigned int flags, void *param)
-{
-	/* what an earlier reply left (its post-script callback skipped) goes first */
-	imps_local_drain();
-	imps_in_reply_script = 1;
-	return 1;
-}
-
-static int imps_reply_post_cb(struct sip_msg *msg, unsigned int flags, void *param)
-{
-	imps_in_reply_script = 0;
-	imps_local_drain();
-	return 1;
-}
-
-/* mod_init: the final responses that reach a SIP worker are handled there (by complete),
- * right after the reply's script, instead of in the module's timer process. */
-static inline int imps_reply_script_cbs(void (*complete)(const imps_completion_t *c))
-{
-	imps_local_complete = complete;
-	if(register_script_cb(imps_reply_pre_cb, PRE_SCRIPT_CB | ONREPLY_CB, 0) < 0
-			|| register_script_cb(imps_reply_post_cb, POST_SCRIPT_CB | ONREPLY_CB, 0) < 0) {
-		LM_ERR("cannot register the reply script callbacks\n");
-		return -1;
-	}
-	return 0;
 }
 
 /* ---- sending ----------------------------------------------------------------------------- */

@@ -56,6 +56,15 @@ SubscribeCommon common_of(const imps_subscribe_common_t &c)
 	return o;
 }
 
+std::vector<Store::Response> responses_of(const imps_response_t *r, size_t n)
+{
+	std::vector<Store::Response> out;
+	out.reserve(n);
+	for (size_t i = 0; i < n; ++i)
+		out.push_back({to_string(r[i].resource), to_string(r[i].sid), r[i].cseq, r[i].code, r[i].retry_after != 0});
+	return out;
+}
+
 std::string subscription_state(const Subscription &s, long long now)
 {
 	long long left = std::max(0LL, s.expires_at - now);
@@ -327,6 +336,46 @@ Batch Store::complete(const std::string &res, const std::string &sid, unsigned l
 	index_due(res, b.due_ms);
 	if (!b.removed.empty()) r_.command({"HDEL", k_.bucket("sid", k_.bucket_of(sid)), sid});
 	return b;
+}
+
+std::vector<Batch> Store::complete_many(const std::vector<Response> &responses, bool remove_on_timeout,
+		long long now_ms)
+{
+	const std::string &script = lua_script("subs_complete");
+	const size_t n = responses.size();
+	// every argument kept alive for the pipeline
+	std::vector<std::vector<std::string>> keys(n), args(n);
+	std::vector<std::string> shas(n), nkeys(n);
+	std::vector<std::vector<std::string_view>> cmds;
+	std::vector<const std::string *> scripts(n, &script);
+	cmds.reserve(n);
+	for (size_t i = 0; i < n; ++i) {
+		const Response &r = responses[i];
+		keys[i] = {k_.subs(r.res), k_.sexp(r.res), k_.due(r.res)};
+		args[i] = {std::to_string(now_ms), busy_arg(), r.sid, std::to_string(r.cseq),
+				std::to_string(r.code), r.retry_after ? "1" : "0", remove_on_timeout ? "1" : "0"};
+		cmds.push_back(Redis::evalsha_argv(script, shas[i], nkeys[i], views(keys[i]), views(args[i])));
+	}
+	std::vector<Reply> reps = r_.pipeline(cmds, scripts);
+	std::vector<Batch> out;
+	out.reserve(n);
+	for (size_t i = 0; i < n; ++i) {
+		const redisReply *rep = reps[i].get();
+		if (rep->type == REDIS_REPLY_ERROR) {
+			IMPS_ERR("NOTIFY response of subscription %s not recorded: %.*s", responses[i].sid.c_str(),
+					static_cast<int>(rep->len), rep->str);
+			Batch b;
+			b.errors = 1;
+			out.push_back(std::move(b));
+			continue;
+		}
+		Batch b = parse_batch(rep);
+		if (b.due_ms >= 0) index_due(responses[i].res, b.due_ms);
+		if (!b.removed.empty())
+			r_.command({"HDEL", k_.bucket("sid", k_.bucket_of(responses[i].sid)), responses[i].sid});
+		out.push_back(std::move(b));
+	}
+	return out;
 }
 
 // Claims the resources of every bucket whose index score is due and runs the per-resource
@@ -673,6 +722,31 @@ void Notifier::complete(const std::string &res, const std::string &sid, unsigned
 	retry_completions(now_ms);
 	Completion c{res, sid, cseq, code, retry_after, now_ms};
 	if (!retry_.empty() || !store_complete(c, now_ms)) retry_.push_back(std::move(c));
+}
+
+void Notifier::complete_many(const std::vector<Store::Response> &responses, long long now_ms)
+{
+	if (responses.empty()) return;
+	for (const auto &r : responses)
+		if (r.code >= 300) {
+			count(Counter::Failed, 1);
+			IMPS_INFO("NOTIFY %llu of subscription %s to %s answered %d%s", r.cseq, r.sid.c_str(),
+					r.res.c_str(), r.code, r.retry_after ? " with Retry-After" : "");
+		}
+	retry_completions(now_ms);
+	if (!retry_.empty()) {  // Redis was unreachable a moment ago: keep the order
+		for (const auto &r : responses) retry_.push_back({r.res, r.sid, r.cseq, r.code, r.retry_after, now_ms});
+		return;
+	}
+	std::vector<Batch> batches;
+	try {
+		batches = store_.complete_many(responses, cfg_.remove_on_timeout, now_ms);
+	} catch (const RedisError &e) {
+		IMPS_WARN("%zu NOTIFY responses kept for later: %s", responses.size(), e.what());
+		for (const auto &r : responses) retry_.push_back({r.res, r.sid, r.cseq, r.code, r.retry_after, now_ms});
+		return;
+	}
+	for (const auto &b : batches) handle(b, now_ms / 1000, now_ms);
 }
 
 void Notifier::retry_completions(long long now_ms)

@@ -279,6 +279,14 @@ void imps_presence_complete(imps_str_t presentity, imps_str_t sid, unsigned long
 	});
 }
 
+void imps_presence_complete_many(const imps_response_t *r, size_t n) noexcept
+{
+	guarded("NOTIFY responses", 0, [=] {
+		g_proc->engine->complete_many(imps::subs::responses_of(r, n), now_ms());
+		return 0;
+	});
+}
+
 int imps_presence_reauthorize(imps_str_t presentity, imps_str_t watcher) noexcept
 {
 	return guarded("rule change", -1, [=] { return g_proc->engine->reauthorize(to_string(presentity), to_string(watcher), now_ms()); });

@@ -664,6 +664,12 @@ void Engine::complete(const std::string &presentity, const std::string &sid, uns
 	flush();
 }
 
+void Engine::complete_many(const std::vector<subs::Store::Response> &responses, long long now_ms)
+{
+	notifier_->complete_many(responses, now_ms);
+	flush();
+}
+
 // The owner's rule for an existing presence subscription applied now: a changed status is
 // stored and notified to both sides (a block ends the subscription). True when it changed.
 bool Engine::apply_rule(const Subscription &s, long long now_ms)

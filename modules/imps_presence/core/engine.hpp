@@ -127,6 +127,8 @@ public:
 	// Timer work: expired publications (with expiry) and subscriptions, deferred and
 	// coalesced NOTIFYs now due.
 	void tick(long long now, long long now_ms, bool expiry = true);
+	// Final responses of many NOTIFYs, recorded in one round trip (the timer process).
+	void complete_many(const std::vector<subs::Store::Response> &responses, long long now_ms);
 	// The final response of a NOTIFY (408: timed out).
 	void complete(const std::string &presentity, const std::string &sid, unsigned long long cseq,
 			int code, bool retry_after, long long now_ms);

@@ -320,6 +320,17 @@ void imps_reginfo_complete(imps_str_t aor, imps_str_t sid, unsigned long long cs
 	}
 }
 
+void imps_reginfo_complete_many(const imps_response_t *r, size_t n, long long now_ms) noexcept
+{
+	try {
+		if (g_proc) g_proc->engine->complete_many(imps::subs::responses_of(r, n), now_ms);
+	} catch (const std::exception &e) {
+		g_proc->host.stat(Stat::TimerErrors, 1);
+		fail("reg NOTIFY responses", e);
+	} catch (...) {
+	}
+}
+
 void imps_reginfo_timer(long long now, long long now_ms, int expiry) noexcept
 {
 	try {

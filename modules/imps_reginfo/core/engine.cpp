@@ -314,6 +314,12 @@ void Engine::complete(const std::string &aor, const std::string &sid, unsigned l
 	notifier_->flush();
 }
 
+void Engine::complete_many(const std::vector<subs::Store::Response> &responses, long long now_ms)
+{
+	notifier_->complete_many(responses, now_ms);
+	notifier_->flush();
+}
+
 std::string Engine::show(const std::string &aor, long long now)
 {
 	std::vector<Binding> bindings;

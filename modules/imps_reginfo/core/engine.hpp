@@ -122,6 +122,8 @@ public:
 	// now due are sent.
 	void expire(long long now, long long now_ms);
 	void send_due(long long now_ms);
+	// Final responses of many NOTIFYs, recorded in one round trip (the timer process).
+	void complete_many(const std::vector<subs::Store::Response> &responses, long long now_ms);
 	// The final response of a NOTIFY (408 for a timeout): RFC 6665 4.2.2 as configured, and
 	// a NOTIFY that waited for it goes out.
 	void complete(const std::string &aor, const std::string &sid, unsigned long long cseq,

@@ -59,6 +59,15 @@ typedef struct imps_request {
 	imps_str_t sid;
 } imps_request_t;
 
+/* The final response of an in-dialog request the module sent (what tm reported). */
+typedef struct imps_response {
+	imps_str_t resource;
+	imps_str_t sid;
+	unsigned long long cseq;
+	int code;        /* 408 for a timeout */
+	int retry_after; /* the response carried Retry-After */
+} imps_response_t;
+
 #ifdef __cplusplus
 }
 #include <string>

@@ -223,6 +223,16 @@ public:
 	// decides removal (RFC 6665 4.2.2); a deferred NOTIFY takes its turn.
 	Batch complete(const std::string &res, const std::string &sid, unsigned long long cseq,
 			int code, bool retry_after, bool remove_on_timeout, long long now_ms);
+	// Many final responses in one round trip (a pipeline of the same script); one batch per
+	// response, in order. A Redis failure throws (none of them is known to have run).
+	struct Response {
+		std::string res, sid;
+		unsigned long long cseq;
+		int code;
+		bool retry_after;
+	};
+	std::vector<Batch> complete_many(const std::vector<Response> &responses, bool remove_on_timeout,
+			long long now_ms);
 	// Timer: expired subscriptions (removed, final NOTIFY owed) and deferred NOTIFYs now due.
 	Batch expire(long long now, int limit);
 	Batch due(long long now_ms, int limit);
@@ -334,6 +344,8 @@ public:
 	void complete(const std::string &res, const std::string &sid, unsigned long long cseq,
 			int code, bool retry_after, long long now_ms);
 	void retry_completions(long long now_ms);
+	// Final responses of many NOTIFYs (the module's timer process: one round trip for all).
+	void complete_many(const std::vector<Store::Response> &responses, long long now_ms);
 	// Timer work: expiry and deferred NOTIFYs; an item that fails is counted and the rest goes on.
 	void tick(long long now, long long now_ms);
 
@@ -358,5 +370,8 @@ private:
 	std::vector<Completion> retry_;
 	bool store_complete(const Completion &c, long long now_ms);
 };
+
+// Responses as the shim hands them over (imps_cq_drain()).
+std::vector<Store::Response> responses_of(const imps_response_t *r, size_t n);
 
 }  // namespace imps::subs
