@@ -34,9 +34,7 @@ struct HostAdapter final : Host {
 
 	bool send_notify(const imps::subs::Outgoing &n) override
 	{
-		std::string headers;
-		imps_request_t r = imps::subs::notify_request(n, headers);
-		return h.send_request && h.send_request(&r) == 0;
+		return imps::subs::send_through(h.send_request, n);
 	}
 
 	bool rule_rows(const std::string &key, std::vector<RuleRow> &out) override

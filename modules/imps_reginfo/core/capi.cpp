@@ -20,9 +20,7 @@ struct HostAdapter final : Host {
 
 	bool send_notify(const imps::subs::Outgoing &n) override
 	{
-		std::string headers;
-		imps_request_t r = imps::subs::notify_request(n, headers);
-		return h.send_request && h.send_request(&r) == 0;
+		return imps::subs::send_through(h.send_request, n);
 	}
 
 	bool get_bindings(const std::string &aor, std::vector<Binding> &out) override
@@ -194,6 +192,10 @@ int imps_reginfo_subscribe(const imps_reginfo_subscribe_t *r, imps_reginfo_reply
 		req.aor = to_string(r->aor);
 		req.watcher = to_string(r->watcher);
 		req.now = r->now;
+		// to the millisecond: a binding change made just before this SUBSCRIBE is in its
+		// first NOTIFY already and must not be notified again (BindingChange::now_ms)
+		req.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+				std::chrono::system_clock::now().time_since_epoch()).count();
 		SubscribeResponse res = g_proc->engine->subscribe(req);
 		std::string hdrs;
 		for (const auto &h : res.headers) hdrs += h + "\r\n";

@@ -105,21 +105,13 @@ std::string notify_headers(const Outgoing &n);
 // n as the shim's tm sender takes it; headers keeps the header text alive.
 imps_request_t notify_request(const Outgoing &n, std::string &headers);
 
-// A Delivery through a C function of the shim (imps_send_request() through tm): 0 sent.
-class SipDelivery final : public Delivery {
-public:
-	using Send = int (*)(const imps_request_t *);
-	explicit SipDelivery(Send send) : send_(send) {}
-	bool deliver(const Outgoing &n) override
-	{
-		std::string headers;
-		imps_request_t r = notify_request(n, headers);
-		return send_ && send_(&r) == 0;
-	}
-
-private:
-	Send send_;
-};
+// n handed to the shim's tm sender (imps_send_request()); true when it took it.
+inline bool send_through(int (*send)(const imps_request_t *), const Outgoing &n)
+{
+	std::string headers;
+	imps_request_t r = notify_request(n, headers);
+	return send && send(&r) == 0;
+}
 
 // A Delivery through a package's host (anything with bool send_notify(const Outgoing &)).
 template <class Host>
