@@ -764,19 +764,39 @@ void Notifier::retry_completions(long long now_ms)
 	}
 }
 
-void Notifier::tick(long long now, long long now_ms)
+void Notifier::expire(long long now, long long now_ms)
+{
+	Batch b;
+	try {
+		b = store_.expire(now, 500);
+	} catch (const std::exception &e) {
+		count(Counter::TimerErrors, 1);
+		IMPS_ERR("timer: expired subscriptions failed: %s", e.what());
+		return;
+	}
+	handle(b, now, now_ms);
+}
+
+void Notifier::send_due(long long now_ms)
 {
 	retry_completions(now_ms);
-	for (auto what : {"expired subscriptions", "deferred NOTIFYs"}) {
-		try {
-			Batch b = what[0] == 'e' ? store_.expire(now, 500) : store_.due(now_ms, 1000);
-			handle(b, now, now_ms);
-		} catch (const std::exception &e) {
-			count(Counter::TimerErrors, 1);
-			IMPS_ERR("timer: %s failed: %s", what, e.what());
-		}
-		flush();
+	Batch b;
+	try {
+		b = store_.due(now_ms, 1000);
+	} catch (const std::exception &e) {
+		count(Counter::TimerErrors, 1);
+		IMPS_ERR("timer: deferred NOTIFYs failed: %s", e.what());
+		return;
 	}
+	handle(b, now_ms / 1000, now_ms);
+}
+
+void Notifier::tick(long long now, long long now_ms)
+{
+	expire(now, now_ms);
+	flush();
+	send_due(now_ms);
+	flush();
 }
 
 }  // namespace imps::subs

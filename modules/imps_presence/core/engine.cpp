@@ -316,18 +316,29 @@ subs::Notification Engine::winfo_state(const Subscription &s, const std::string 
 // status is stored and shown, both sides' watcher info told.
 std::string Engine::presence_refreshed(Subscription &s, long long now_ms)
 {
-	bool own = lower(s.watcher) == lower(s.resource);
-	Action a = own ? Action::Allow : host_.rule(s.resource, s.watcher);
+	Action a = action_for(s);
 	if (a == Action::Unknown) return {};  // rules unreadable: keep what the watcher has
 	if (a == Action::Block) return "rejected";
 	std::string status = status_for(a);
 	if (status == s.status) return {};
 	if (!subs_.set_status(s.resource, s.sid, status)) return {};
 	s.status = status;
-	if (status == "active") winfo_changed(s.resource, {{s, "active", "approved"}}, now_ms);
-	else if (status == "polite") winfo_changed(s.resource, {{s, "terminated", "rejected"}}, now_ms);
-	else winfo_changed(s.resource, {{s, "pending", "subscribe"}}, now_ms);
+	status_changed(s, now_ms);
 	return {};
+}
+
+// The owner's rule for a subscription's watcher (its own presence: always allowed).
+Action Engine::action_for(const Subscription &s)
+{
+	return lower(s.watcher) == lower(s.resource) ? Action::Allow : host_.rule(s.resource, s.watcher);
+}
+
+// The owner's watcher info learns the status a rule gave an existing subscription.
+void Engine::status_changed(const Subscription &s, long long now_ms)
+{
+	if (s.status == "active") winfo_changed(s.resource, {{s, "active", "approved"}}, now_ms);
+	else if (s.status == "polite") winfo_changed(s.resource, {{s, "terminated", "rejected"}}, now_ms);
+	else winfo_changed(s.resource, {{s, "pending", "subscribe"}}, now_ms);
 }
 
 void Engine::presence_ended(const Subscription &s, const std::string &reason, long long now_ms)
@@ -635,25 +646,10 @@ void Engine::tick(long long now, long long now_ms, bool expiry)
 			}
 		}
 		flush();
-		subs::Batch b;
-		try {
-			b = subs_.expire(now, 500);
-		} catch (const std::exception &e) {
-			host_.stat(Stat::TimerErrors, 1);
-			IMPS_ERR("timer: expired subscriptions failed: %s", e.what());
-		}
-		notifier_->handle(b, now, now_ms);
+		notifier_->expire(now, now_ms);
 		flush();
 	}
-	notifier_->retry_completions(now_ms);
-	subs::Batch d;
-	try {
-		d = subs_.due(now_ms, 1000);
-	} catch (const std::exception &e) {
-		host_.stat(Stat::TimerErrors, 1);
-		IMPS_ERR("timer: deferred NOTIFYs failed: %s", e.what());
-	}
-	notifier_->handle(d, now, now_ms);
+	notifier_->send_due(now_ms);
 	flush();
 }
 
@@ -674,8 +670,7 @@ void Engine::complete_many(const std::vector<subs::Store::Response> &responses, 
 // stored and notified to both sides (a block ends the subscription). True when it changed.
 bool Engine::apply_rule(const Subscription &s, long long now_ms)
 {
-	bool own = lower(s.watcher) == lower(s.resource);
-	Action a = own ? Action::Allow : host_.rule(s.resource, s.watcher);
+	Action a = action_for(s);
 	if (a == Action::Unknown) return false;  // rules unreadable: keep what the watcher has
 	if (a == Action::Block) {
 		subs::Batch b;
@@ -689,9 +684,7 @@ bool Engine::apply_rule(const Subscription &s, long long now_ms)
 	notifier_->handle(b, now_ms / 1000, now_ms);
 	Subscription n = s;
 	n.status = status;
-	if (status == "active") winfo_changed(s.resource, {{n, "active", "approved"}}, now_ms);
-	else if (status == "polite") winfo_changed(s.resource, {{n, "terminated", "rejected"}}, now_ms);
-	else winfo_changed(s.resource, {{n, "pending", "subscribe"}}, now_ms);
+	status_changed(n, now_ms);
 	return true;
 }
 

@@ -193,6 +193,8 @@ private:
 	void winfo_changed(const std::string &pres, const std::vector<WinfoChange> &changes, long long now_ms);
 	std::string winfo_full(const Subscription &winfo_sub, long long now);
 	bool apply_rule(const Subscription &s, long long now_ms);
+	Action action_for(const Subscription &s);
+	void status_changed(const Subscription &s, long long now_ms);
 	int reauthorize_one(const std::string &presentity, const std::string &watcher, long long now_ms);
 	Response subscribe_checked(const SubscribeRequest &req);
 	Response publish_checked(const PublishRequest &req, bool admin);

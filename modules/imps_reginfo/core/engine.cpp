@@ -280,30 +280,13 @@ void Engine::binding_changed(const std::string &aor, const Binding &changed, Cha
 
 void Engine::expire(long long now, long long now_ms)
 {
-	subs::Batch b;
-	try {
-		b = subs_.expire(now, 500);
-	} catch (const std::exception &e) {
-		host_.stat(Stat::TimerErrors, 1);
-		IMPS_ERR("reg subscription expiry failed: %s", e.what());
-		return;
-	}
-	notifier_->handle(b, now, now_ms);
+	notifier_->expire(now, now_ms);
 	notifier_->flush();
 }
 
 void Engine::send_due(long long now_ms)
 {
-	notifier_->retry_completions(now_ms);
-	subs::Batch b;
-	try {
-		b = subs_.due(now_ms, 1000);
-	} catch (const std::exception &e) {
-		host_.stat(Stat::TimerErrors, 1);
-		IMPS_ERR("deferred reg NOTIFYs failed: %s", e.what());
-		return;
-	}
-	notifier_->handle(b, now_ms / 1000, now_ms);
+	notifier_->send_due(now_ms);
 	notifier_->flush();
 }
 

@@ -338,7 +338,12 @@ public:
 	void retry_completions(long long now_ms);
 	// Final responses of many NOTIFYs (the module's timer process: one round trip for all).
 	void complete_many(const std::vector<Store::Response> &responses, long long now_ms);
-	// Timer work: expiry and deferred NOTIFYs; an item that fails is counted and the rest goes on.
+	// Timer work, queued (flush() sends): expired subscriptions get their final NOTIFY;
+	// deferred NOTIFYs now due go (after the responses kept while Redis was away). A store
+	// failure is counted and logged; an item that fails is counted and the rest goes on.
+	void expire(long long now, long long now_ms);
+	void send_due(long long now_ms);
+	// Both, then flush().
 	void tick(long long now, long long now_ms);
 
 	Store &store() { return store_; }
