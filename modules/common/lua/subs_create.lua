@@ -28,9 +28,7 @@ r.sid = sid
 r.cms = NOW
 r.version = 0
 r.cseq = 1
-r.busy = NOW + BUSY
-r.bnode = NODE
-r.bep = EPOCH
+lease_take(r)
 r.dirty = 0
 r.last = NOW
 rec_put(r)

@@ -1,12 +1,15 @@
 -- The subscription records of one resource, shared by every event package's scripts.
 -- KEYS[1] the resource's records (hash sid -> JSON), KEYS[2] its expiry index (zset sid ->
--- unix seconds), KEYS[3] its deferred NOTIFYs (zset sid -> ms). ARGV[1] now (ms), ARGV[2]
+-- unix seconds), KEYS[3] its deferred NOTIFYs (zset sid -> ms), KEYS[4] its outstanding
+-- NOTIFYs (hash "<sid>:<cseq>" -> "<until ms> <node> <epoch> <dirty 0|1>": the lease, kept
+-- apart from the record so that a NOTIFY's 2xx is recorded by a plain HGET+HDEL in MULTI,
+-- with a script only when the dialog changed meanwhile). ARGV[1] now (ms), ARGV[2]
 -- "<busy> <node> <epoch>": how long a sent NOTIFY keeps the dialog busy at most (ms), and
 -- which node (and since when it runs) sends it. Every script replies
 -- {next_due_ms (-1: nothing deferred), {records to send now}, {records removed}, ...}.
 -- A dialog has at most one NOTIFY outstanding: a change meanwhile marks it dirty, and the
 -- NOTIFY's final response (complete) sends the newest state.
-local SUBS, SEXP, DUE = KEYS[1], KEYS[2], KEYS[3]
+local SUBS, SEXP, DUE, LEASE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local NOW = tonumber(ARGV[1])
 local BUSY, NODE, EPOCH = string.match(ARGV[2], '^(%d+) (%S*) (%S*)$')
 BUSY = tonumber(BUSY)
@@ -30,16 +33,60 @@ end
 
 local function ending(r) return r.ending ~= nil and r.ending ~= '' end
 
--- until when r's NOTIFY is outstanding; one sent by this node before it restarted never
--- gets its response reported: not outstanding any more
-local function busy(r)
-  if r.bnode == NODE and r.bep ~= EPOCH then return 0 end
-  return num(r.busy)
+-- The lease of r's outstanding NOTIFY (read once per script): {f = field, dl = until (ms,
+-- 0: none), node, ep, dirty}. One sent by this node before it restarted never gets its
+-- response reported, and one past its deadline is given up: neither is outstanding.
+local LEASES = {}
+local function lease_of(r)
+  local f = r.sid .. ':' .. num(r.cseq)
+  local l = LEASES[r.sid]
+  if l and l.f == f then return l end
+  l = {f = f, dl = 0}
+  local v = redis.call('HGET', LEASE, f)
+  if v then
+    local dl, node, ep, dirty = string.match(v, '^(%d+) (%S*) (%S*) (%d)$')
+    dl = tonumber(dl) or 0
+    if (node == NODE and ep ~= EPOCH) or dl <= NOW then
+      redis.call('HDEL', LEASE, f)
+    else
+      l.dl, l.node, l.ep, l.dirty = dl, node, ep, dirty
+    end
+  end
+  LEASES[r.sid] = l
+  return l
+end
+
+-- until when r's NOTIFY is outstanding (0: it is not)
+local function busy(r) return lease_of(r).dl end
+
+-- the dialog changed while its NOTIFY is outstanding: its response must run complete
+local function lease_dirty(r)
+  local l = lease_of(r)
+  if l.dl > 0 and l.dirty ~= '1' then
+    l.dirty = '1'
+    redis.call('HSET', LEASE, l.f, l.dl .. ' ' .. l.node .. ' ' .. l.ep .. ' 1')
+  end
+end
+
+-- r's NOTIFY (numbers just handed out) is outstanding until its response or the deadline
+local function lease_take(r)
+  local f = r.sid .. ':' .. num(r.cseq)
+  redis.call('HSET', LEASE, f, (NOW + BUSY) .. ' ' .. NODE .. ' ' .. EPOCH .. ' 0')
+  redis.call('PEXPIRE', LEASE, BUSY + 3600000)
+  LEASES[r.sid] = {f = f, dl = NOW + BUSY, node = NODE, ep = EPOCH, dirty = '0'}
+  -- records of before the lease hash carried it themselves
+  r.busy, r.bnode, r.bep = nil, nil, nil
+end
+
+local function lease_drop(r)
+  redis.call('HDEL', LEASE, r.sid .. ':' .. num(r.cseq))
+  LEASES[r.sid] = nil
 end
 
 -- a NOTIFY owed later: at `at` (ms) at the latest, never before not_before
 local function defer(r, at, not_before)
   r.dirty = 1
+  lease_dirty(r)
   if not_before > num(r.nb) then r.nb = not_before end
   redis.call('ZADD', DUE, 'LT', at, r.sid)
   if redis.call('ZSCORE', DUE, r.sid) then
@@ -50,11 +97,10 @@ end
 
 -- hands out the numbers of the next NOTIFY; the dialog is busy until its final response
 local function number(r)
+  lease_drop(r)
   r.version = num(r.version) + 1
   r.cseq = num(r.cseq) + 1
-  r.busy = NOW + BUSY
-  r.bnode = NODE
-  r.bep = EPOCH
+  lease_take(r)
   r.dirty = 0
   r.nb = 0
   r.last = NOW
@@ -65,7 +111,11 @@ local function removed(r, reason, final)
   redis.call('HDEL', SUBS, r.sid)
   redis.call('ZREM', SEXP, r.sid)
   redis.call('ZREM', DUE, r.sid)
-  if final then number(r) end
+  lease_drop(r)
+  if final then
+    number(r)
+    lease_drop(r)  -- nothing waits for the final NOTIFY's response
+  end
   r.ending = reason
   r.final = final and 1 or 0
   OUT_REMOVED[#OUT_REMOVED + 1] = flat(r)

@@ -242,11 +242,11 @@ Outcome Store::create(Subscription &s, int max_per_resource, long long now_ms, b
 	// one round trip: the script, the id index and the expiry bucket (both known before;
 	// an entry left by a refused create points to no record and is dropped when looked up)
 	const std::string &script = lua_script("subs_create");
-	std::string sha, nkeys, subs = k_.subs(res), sexp = k_.sexp(res), due = k_.due(res),
-			exp = std::to_string(s.expires_at), sid_bucket = k_.bucket("sid", k_.bucket_of(sid)),
+	std::vector<std::string> keys = k_.script_keys(res);
+	std::string sha, nkeys, exp = std::to_string(s.expires_at), sid_bucket = k_.bucket("sid", k_.bucket_of(sid)),
 			exp_bucket = k_.bucket("sexp", k_.bucket_of(res));
 	std::vector<std::vector<std::string_view>> cmds = {
-			Redis::evalsha_argv(script, sha, nkeys, {subs, sexp, due}, views(a)),
+			Redis::evalsha_argv(script, sha, nkeys, views(keys), views(a)),
 			{"HSET", sid_bucket, sid, res}, {"ZADD", exp_bucket, "LT", exp, res}};
 	std::vector<Reply> reps = r_.pipeline(cmds, {&script});
 	const redisReply *rep = reps[0].get();
@@ -271,7 +271,7 @@ Outcome Store::refresh(Subscription &s, bool remove, long long now_ms, bool &sen
 	std::vector<std::string> a = {std::to_string(now_ms), busy_arg(), s.sid,
 			std::to_string(s.dialog.remote_cseq), remove ? "0" : std::to_string(s.expires_at),
 			s.dialog.remote_target};
-	Reply rep = r_.eval(lua_script("subs_refresh"), {k_.subs(res), k_.sexp(res), k_.due(res)}, views(a));
+	Reply rep = r_.eval(lua_script("subs_refresh"), views(k_.script_keys(res)), views(a));
 	Batch b = parse_batch(rep.get());
 	long long code = rep->elements > 3 ? reply_int(rep->element[3]) : 0;
 	if (code == 0) return Outcome::NoSuchDialog;
@@ -299,7 +299,7 @@ Batch Store::turn(const std::string &res, const std::vector<std::string> &sids,
 	std::vector<std::string> a = {std::to_string(now_ms), busy_arg(), status,
 			std::to_string(interval_ms), delta};
 	a.insert(a.end(), sids.begin(), sids.end());
-	Reply rep = r_.eval(lua_script("subs_turn"), {k_.subs(res), k_.sexp(res), k_.due(res)}, views(a));
+	Reply rep = r_.eval(lua_script("subs_turn"), views(k_.script_keys(res)), views(a));
 	Batch b = parse_batch(rep.get());
 	index_due(res, b.due_ms);
 	return b;
@@ -307,7 +307,7 @@ Batch Store::turn(const std::string &res, const std::vector<std::string> &sids,
 
 bool Store::set_status(const std::string &res, const std::string &sid, const std::string &status)
 {
-	Reply rep = r_.eval(lua_script("subs_set"), {k_.subs(res), k_.sexp(res), k_.due(res)},
+	Reply rep = r_.eval(lua_script("subs_set"), views(k_.script_keys(res)),
 			{"0", busy_arg(), sid, status});
 	return rep->type == REDIS_REPLY_ARRAY && rep->elements > 3 && reply_int(rep->element[3]) == 1;
 }
@@ -317,7 +317,7 @@ bool Store::take(const std::string &res, const std::string &sid, const std::stri
 {
 	std::vector<std::string> a = {std::to_string(now_ms), busy_arg(), sid, reason,
 			final ? "1" : "0"};
-	Reply rep = r_.eval(lua_script("subs_take"), {k_.subs(res), k_.sexp(res), k_.due(res)}, views(a));
+	Reply rep = r_.eval(lua_script("subs_take"), views(k_.script_keys(res)), views(a));
 	out = parse_batch(rep.get());
 	index_due(res, out.due_ms);
 	bool found = rep->elements > 3 && reply_int(rep->element[3]) == 1;
@@ -331,7 +331,7 @@ Batch Store::complete(const std::string &res, const std::string &sid, unsigned l
 	std::vector<std::string> a = {std::to_string(now_ms), busy_arg(), sid,
 			std::to_string(cseq), std::to_string(code), retry_after ? "1" : "0",
 			remove_on_timeout ? "1" : "0"};
-	Reply rep = r_.eval(lua_script("subs_complete"), {k_.subs(res), k_.sexp(res), k_.due(res)}, views(a));
+	Reply rep = r_.eval(lua_script("subs_complete"), views(k_.script_keys(res)), views(a));
 	Batch b = parse_batch(rep.get());
 	index_due(res, b.due_ms);
 	if (!b.removed.empty()) r_.command({"HDEL", k_.bucket("sid", k_.bucket_of(sid)), sid});
@@ -341,39 +341,72 @@ Batch Store::complete(const std::string &res, const std::string &sid, unsigned l
 std::vector<Batch> Store::complete_many(const std::vector<Response> &responses, bool remove_on_timeout,
 		long long now_ms)
 {
-	const std::string &script = lua_script("subs_complete");
 	const size_t n = responses.size();
-	// every argument kept alive for the pipeline
-	std::vector<std::vector<std::string>> keys(n), args(n);
-	std::vector<std::string> shas(n), nkeys(n);
+	std::vector<Batch> out(n);
+	// A 2xx ends the NOTIFY's lease: HGET+HDEL in one MULTI, every response in one pipeline.
+	// Only a dialog that changed while its NOTIFY was outstanding (dirty lease) and a
+	// failure need the script (the next NOTIFY, the RFC 6665 failure policy).
+	std::vector<size_t> fast, full;
+	std::vector<std::string> lease(n), field(n);
 	std::vector<std::vector<std::string_view>> cmds;
-	std::vector<const std::string *> scripts(n, &script);
-	cmds.reserve(n);
 	for (size_t i = 0; i < n; ++i) {
 		const Response &r = responses[i];
-		keys[i] = {k_.subs(r.res), k_.sexp(r.res), k_.due(r.res)};
-		args[i] = {std::to_string(now_ms), busy_arg(), r.sid, std::to_string(r.cseq),
-				std::to_string(r.code), r.retry_after ? "1" : "0", remove_on_timeout ? "1" : "0"};
-		cmds.push_back(Redis::evalsha_argv(script, shas[i], nkeys[i], views(keys[i]), views(args[i])));
-	}
-	std::vector<Reply> reps = r_.pipeline(cmds, scripts);
-	std::vector<Batch> out;
-	out.reserve(n);
-	for (size_t i = 0; i < n; ++i) {
-		const redisReply *rep = reps[i].get();
-		if (rep->type == REDIS_REPLY_ERROR) {
-			IMPS_ERR("NOTIFY response of subscription %s not recorded: %.*s", responses[i].sid.c_str(),
-					static_cast<int>(rep->len), rep->str);
-			Batch b;
-			b.errors = 1;
-			out.push_back(std::move(b));
+		if (r.code == 0) continue;  // not sent: busy until its deadline, then sent again
+		if (r.code >= 300 || r.code < 200) {
+			full.push_back(i);
 			continue;
 		}
-		Batch b = parse_batch(rep);
-		if (b.due_ms >= 0) index_due(responses[i].res, b.due_ms);
-		if (!b.removed.empty())
-			r_.command({"HDEL", k_.bucket("sid", k_.bucket_of(responses[i].sid)), responses[i].sid});
-		out.push_back(std::move(b));
+		lease[i] = k_.lease(r.res);
+		field[i] = r.sid + ':' + std::to_string(r.cseq);
+		cmds.push_back({"MULTI"});
+		cmds.push_back({"HGET", lease[i], field[i]});
+		cmds.push_back({"HDEL", lease[i], field[i]});
+		cmds.push_back({"EXEC"});
+		fast.push_back(i);
+	}
+	if (!cmds.empty()) {
+		std::vector<Reply> reps = r_.pipeline(cmds);
+		for (size_t j = 0; j < fast.size(); ++j) {
+			const redisReply *exec = reps[4 * j + 3].get();
+			if (!exec || exec->type != REDIS_REPLY_ARRAY || exec->elements < 1) {
+				full.push_back(fast[j]);  // not recorded: the script decides
+				continue;
+			}
+			const redisReply *v = exec->element[0];
+			if (v->type == REDIS_REPLY_STRING && v->len > 0 && v->str[v->len - 1] == '1')
+				full.push_back(fast[j]);
+		}
+	}
+	if (full.empty()) return out;
+	std::sort(full.begin(), full.end());  // oldest first, as the responses came
+	const std::string &script = lua_script("subs_complete");
+	const size_t m = full.size();
+	// every argument kept alive for the pipeline
+	std::vector<std::vector<std::string>> keys(m), args(m);
+	std::vector<std::string> shas(m), nkeys(m);
+	std::vector<const std::string *> scripts(m, &script);
+	cmds.clear();
+	for (size_t j = 0; j < m; ++j) {
+		const Response &r = responses[full[j]];
+		keys[j] = k_.script_keys(r.res);
+		args[j] = {std::to_string(now_ms), busy_arg(), r.sid, std::to_string(r.cseq),
+				std::to_string(r.code), r.retry_after ? "1" : "0", remove_on_timeout ? "1" : "0"};
+		cmds.push_back(Redis::evalsha_argv(script, shas[j], nkeys[j], views(keys[j]), views(args[j])));
+	}
+	std::vector<Reply> reps = r_.pipeline(cmds, scripts);
+	for (size_t j = 0; j < m; ++j) {
+		const Response &r = responses[full[j]];
+		const redisReply *rep = reps[j].get();
+		Batch &b = out[full[j]];
+		if (rep->type == REDIS_REPLY_ERROR) {
+			IMPS_ERR("NOTIFY response of subscription %s not recorded: %.*s", r.sid.c_str(),
+					static_cast<int>(rep->len), rep->str);
+			b.errors = 1;
+			continue;
+		}
+		b = parse_batch(rep);
+		if (b.due_ms >= 0) index_due(r.res, b.due_ms);
+		if (!b.removed.empty()) r_.command({"HDEL", k_.bucket("sid", k_.bucket_of(r.sid)), r.sid});
 	}
 	return out;
 }
@@ -397,7 +430,7 @@ Batch Store::resource_claim(const char *script, const char *kind, long long now_
 			std::vector<std::string> a = {std::to_string(due_kind ? now_value : now_value * 1000),
 					busy_arg(), std::to_string(now_value), std::to_string(limit)};
 			if (due_kind) a.erase(a.begin() + 2);
-			Reply rep = r_.eval(lua_script(script), {k_.subs(res), k_.sexp(res), k_.due(res)}, views(a));
+			Reply rep = r_.eval(lua_script(script), views(k_.script_keys(res)), views(a));
 			Batch b = parse_batch(rep.get());
 			long long next = std::string(kind) == "due" ? b.due_ms
 					: (rep->elements > 3 ? reply_int(rep->element[3]) : -1);
@@ -434,7 +467,7 @@ Batch Store::due(long long now_ms, int limit) { return resource_claim("subs_due"
 
 std::vector<Subscription> Store::of(const std::string &res, const std::string &package)
 {
-	Reply rep = r_.eval(lua_script("subs_list"), {k_.subs(res), k_.sexp(res), k_.due(res)},
+	Reply rep = r_.eval(lua_script("subs_list"), views(k_.script_keys(res)),
 			{"0", "0 - 0", package});
 	std::vector<Subscription> out;
 	for (size_t i = 3; i < rep->elements; ++i) out.push_back(parse_flat(rep->element[i]));

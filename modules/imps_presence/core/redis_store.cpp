@@ -29,8 +29,9 @@ bool parse_pub(const std::string &etag, const std::string &raw, Publication &p)
 
 std::vector<std::string> keys_of(const subs::Keys &k, const std::string &pres)
 {
-	return {k.subs(pres), k.sexp(pres), k.due(pres), k.resource(pres, "pub"),
-			k.resource(pres, "pexp"), k.resource(pres, "meta")};
+	std::vector<std::string> keys = k.script_keys(pres);
+	for (const char *kind : {"pub", "pexp", "meta"}) keys.push_back(k.resource(pres, kind));
+	return keys;
 }
 
 std::vector<std::string_view> views(const std::vector<std::string> &v)

@@ -1,8 +1,8 @@
 -- Publications of one presentity, next to its subscriptions (subs_lib.lua, included first).
--- KEYS[4] publications (hash etag -> "expires\tpublished\tsource\tbody"), KEYS[5] their
--- expiry index (zset etag -> unix seconds), KEYS[6] meta (hash: gen, the generation of the
+-- KEYS[5] publications (hash etag -> "expires\tpublished\tsource\tbody"), KEYS[6] their
+-- expiry index (zset etag -> unix seconds), KEYS[7] meta (hash: gen, the generation of the
 -- set of publications, which every change moves on).
-local PUB, PEXP, META = KEYS[4], KEYS[5], KEYS[6]
+local PUB, PEXP, META = KEYS[5], KEYS[6], KEYS[7]
 
 -- every live publication, flat etag/raw pairs
 local function live_pubs(now)

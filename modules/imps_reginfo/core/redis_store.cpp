@@ -82,9 +82,10 @@ BindingChangeResult BindingStore::binding_changed(const std::string &aor, const 
 	std::string exp = std::to_string(meta.expires_at);
 	std::string rest = escape(meta.display_name) + '\t' + escape(meta.params);
 	std::string ttls = std::to_string(ttl), fcseq = std::to_string(meta.first_cseq);
-	std::string subs_key = k.subs(aor), sexp = k.sexp(aor), due = k.due(aor),
-			bind = k.resource(aor, "bind");
-	Reply rep = subs_.redis().eval(lua_script("reginfo_binding"), {subs_key, sexp, due, bind},
+	std::vector<std::string> keys = k.script_keys(aor);
+	keys.push_back(k.resource(aor, "bind"));
+	Reply rep = subs_.redis().eval(lua_script("reginfo_binding"),
+			std::vector<std::string_view>(keys.begin(), keys.end()),
 			{now, busy, cid, removed ? "1" : "0", first, exp, rest, keep_meta ? "1" : "0", ttls,
 					fcseq, std::to_string(change_ms ? change_ms : now_ms)});
 	BindingChangeResult res;

@@ -1,13 +1,13 @@
 -- #include subs_lib
 -- A change of one usrloc binding, and the NOTIFYs it implies, in one atomic step.
--- KEYS[4] the AoR's binding metadata: hash contact id -> "first\texpires\tfirst_cseq\t
+-- KEYS[5] the AoR's binding metadata: hash contact id -> "first\texpires\tfirst_cseq\t
 -- display\tparams" (the last two escaped); first and first_cseq survive every update.
 -- ARGV[3] contact id, [4] '1' removed, [5] first registered, [6] expires, [7] display and
 -- params, [8] '1' keep the stored display and params, [9] ttl (0: never expires),
 -- [10] first CSeq, [11] when the change happened (ms): a subscription made after it has
 -- its state in its first NOTIFY already. Extra: {previous metadata or '', every binding's metadata (only when a
 -- watcher exists)}; the reg subscriptions whose NOTIFY goes now in the send list.
-local B = KEYS[4]
+local B = KEYS[5]
 local old = redis.call('HGET', B, ARGV[3])
 local first, fcseq, rest = ARGV[5], ARGV[10], ARGV[7]
 if old then

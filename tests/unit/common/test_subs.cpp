@@ -316,6 +316,67 @@ TEST_F(SubsStoreTest, OneNotifyOutstandingPerDialog)
 	EXPECT_EQ(b.due_ms, -1);
 }
 
+// The calls of a command Redis ran so far (INFO commandstats).
+long long command_calls(Redis &r, const std::string &cmd)
+{
+	std::string info = reply_str(r.command({"INFO", "commandstats"}).get());
+	auto at = info.find("cmdstat_" + cmd + ":calls=");
+	if (at == std::string::npos) return 0;
+	return std::stoll(info.substr(at + cmd.size() + 15));
+}
+
+TEST_F(SubsStoreTest, CompleteManyRecords2xxWithoutAScriptUnlessTheDialogChanged)
+{
+	Store st(*redis_, keys_, kBusy);
+	const std::string res = "alice@example.com";
+	const long long t = wall_ms();
+	Subscription a = created(st, make_sub(res, "a1"), t);
+	Subscription b = created(st, make_sub(res, "b1"), t);
+	Subscription c = created(st, make_sub("bob@example.com", "c1"), t);
+	// b changes while its NOTIFY 1 is outstanding; a and c do not
+	EXPECT_TRUE(st.turn(res, {b.sid}, "", 0, t + 1).send.empty());
+
+	const long long scripts = command_calls(*redis_, "evalsha");
+	std::vector<Batch> out = st.complete_many({{res, a.sid, 1, 200, false}, {res, b.sid, 1, 200, false},
+			{"bob@example.com", c.sid, 1, 202, false}}, true, t + 2);
+	ASSERT_EQ(out.size(), 3u);
+	EXPECT_TRUE(out[0].send.empty());
+	EXPECT_TRUE(out[2].send.empty());
+	// b's newest state goes at once, numbered after the answered NOTIFY
+	ASSERT_EQ(out[1].send.size(), 1u);
+	EXPECT_EQ(out[1].send[0].sid, b.sid);
+	EXPECT_EQ(out[1].send[0].cseq, 2u);
+	EXPECT_EQ(out[1].send[0].version, 1u);
+	// one script, for b only; the two clean 2xx were a MULTI each
+	EXPECT_EQ(command_calls(*redis_, "evalsha") - scripts, 1);
+
+	// a and c are idle now: a change sends at once; b is busy with NOTIFY 2
+	Batch n = st.turn(res, {a.sid, b.sid}, "", 0, t + 3);
+	ASSERT_EQ(n.send.size(), 1u);
+	EXPECT_EQ(n.send[0].sid, a.sid);
+	EXPECT_EQ(n.send[0].cseq, 2u);
+	ASSERT_EQ(st.turn("bob@example.com", {c.sid}, "", 0, t + 3).send.size(), 1u);
+
+	// a stale 2xx (CSeq 1 again) and a 2xx of a NOTIFY never numbered change nothing
+	out = st.complete_many({{res, a.sid, 1, 200, false}, {res, b.sid, 7, 200, false}}, true, t + 4);
+	EXPECT_TRUE(out[0].send.empty() && out[1].send.empty());
+	EXPECT_TRUE(st.turn(res, {a.sid}, "", 0, t + 5).send.empty());  // NOTIFY 2 of a outstanding
+
+	// a failure still takes the script: 481 removes the subscription
+	out = st.complete_many({{res, b.sid, 2, 481, false}}, true, t + 6);
+	ASSERT_EQ(out[0].removed.size(), 1u);
+	EXPECT_EQ(out[0].removed[0].sid, b.sid);
+
+	// no lease is left behind by answered NOTIFYs
+	out = st.complete_many({{res, a.sid, 2, 200, false}}, true, t + 7);
+	ASSERT_EQ(out[0].send.size(), 1u);  // the change of t + 5, CSeq 3
+	EXPECT_EQ(out[0].send[0].cseq, 3u);
+	out = st.complete_many({{res, a.sid, 3, 200, false}}, true, t + 8);
+	EXPECT_TRUE(out[0].send.empty());
+	auto leases = redis_->command({"HLEN", keys_.lease(res)});
+	EXPECT_EQ(leases->integer, 0);
+}
+
 TEST_F(SubsStoreTest, RandomInterleavingKeepsNumberingStrictAndOneOutstanding)
 {
 	Store st(*redis_, keys_, 600000);  // the busy deadline never passes during the run
@@ -951,7 +1012,7 @@ TEST(SubsKeys, EveryKeyOfAResourceSharesItsHashTag)
 {
 	Keys k("t:subs");
 	const std::string res = "alice@example.com";
-	std::vector<std::string> keys = {k.subs(res), k.sexp(res), k.due(res), k.resource(res, "reg"),
+	std::vector<std::string> keys = {k.subs(res), k.sexp(res), k.due(res), k.lease(res), k.resource(res, "reg"),
 			k.resource(res, "bindings")};
 	std::set<std::string> distinct(keys.begin(), keys.end());
 	EXPECT_EQ(distinct.size(), keys.size());

@@ -760,7 +760,7 @@ TEST_F(PresenceStore, EveryKeyOfAPresentitySharesItsHashTag)
 	initial("e3", "b", kNow + 3600, kNow + 1);  // s1 deferred: a due entry
 	expire(kNow + 5);
 
-	const std::set<std::string> resource_kinds = {"pub", "pexp", "meta", "subs", "sexp", "due"};
+	const std::set<std::string> resource_kinds = {"pub", "pexp", "meta", "subs", "sexp", "due", "lease"};
 	const std::set<std::string> global_kinds = {"pexp", "pres", "npub", "sid", "sexp", "due"};
 	imps::Reply all = redis_->command({"KEYS", "*"});
 	ASSERT_EQ(all->type, REDIS_REPLY_ARRAY);

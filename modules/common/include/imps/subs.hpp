@@ -157,6 +157,13 @@ struct Keys {
 	std::string subs(const std::string &res) const { return resource(res, "subs"); }
 	std::string sexp(const std::string &res) const { return resource(res, "sexp"); }
 	std::string due(const std::string &res) const { return resource(res, "due"); }
+	// the leases of its outstanding NOTIFYs (hash "<sid>:<cseq>" -> "<until> <node> <epoch> <dirty>")
+	std::string lease(const std::string &res) const { return resource(res, "lease"); }
+	// KEYS[1..4] of every subscription script: subs, sexp, due, lease
+	std::vector<std::string> script_keys(const std::string &res) const
+	{
+		return {subs(res), sexp(res), due(res), lease(res)};
+	}
 	// global indexes, split in buckets: "<prefix>:<kind>:{<n>}"
 	int bucket_of(const std::string &s) const;
 	std::string bucket(const char *kind, int n) const;
