@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -184,14 +183,7 @@ def run_system(name, args, workdir, hsp_factory, store_user=None):
                                              user=store_user)
             cpu_before = server_cpu()
             t0 = time.time()
-            sample = {}
-            if name == "ours" and rate == args.rates[0]:
-                # the commands our HSP sends to Redis per REGISTER, 2 s in the middle of the step
-                def take_sample():
-                    time.sleep(min(2.0, args.step_seconds / 3))
-                    sample.update(benchlib.redis_commands(redis.host, redis.port, 2.0))
-                sampler = threading.Thread(target=take_sample, daemon=True)
-                sampler.start()
+            stats0 = benchlib.redis_commandstats(redis.host, redis.port) if name == "ours" else None
             ue = subprocess.run(
                 ["sipp", "-sf", os.path.join(HERE, "scenarios", "ue_register.xml"), "-inf", inf_u,
                  "-i", "127.0.0.1", "-p", "6200", "-m", str(calls), "-r", str(rate), "-l",
@@ -219,12 +211,13 @@ def run_system(name, args, workdir, hsp_factory, store_user=None):
             # clean: every REGISTER answered 200 (SIPp rc 0), every watcher got every NOTIFY,
             # and neither proxy saw an error reply or a transaction timeout
             step["clean"] = ue.returncode == 0 and lost <= 0 and tm_err == 0
-            if sample:
-                n = rate * 2.0
-                step["redis_commands_per_register"] = {k: round(v / n, 2) for k, v in sorted(sample.items())}
-                step["redis_commands_per_register_total"] = round(sum(sample.values()) / n, 2)
-                print(f"  {name:5s} Redis commands per REGISTER (2 s sample): "
-                      f"{step['redis_commands_per_register_total']} {step['redis_commands_per_register']}",
+            if stats0 is not None:
+                # what the store ran per REGISTER over the whole step (commands of scripts
+                # included; EVALSHA counts each script once)
+                per = benchlib.commands_between(
+                    stats0, benchlib.redis_commandstats(redis.host, redis.port), calls)
+                step["redis_commands_per_register"] = per
+                print(f"  {name:5s} Redis per REGISTER (INFO commandstats, whole step): {per}",
                       flush=True)
             print(f"  {name:5s} {rate:5d} REGISTER/s: sipp rc {ue.returncode}, NOTIFY "
                   f"{got - base}/{calls * args.watchers}, error replies {tm_err}, HSP+store CPU "

@@ -2,6 +2,8 @@
 
 import os
 
+import re
+
 
 def radcli_conf(workdir, radius, bindaddr, hosts=None, timeout=2, retries=1):
     """Writes a radcli configuration for stock auth_radius (tests/bench/aaa/stock-auth.cfg)
@@ -40,23 +42,30 @@ def pct(values, p):
     return values[min(len(values) - 1, int(len(values) * p))] if values else None
 
 
-def redis_commands(host, port, seconds):
-    """The commands clients sent to Redis during `seconds` (MONITOR), by name: what the
-    modules send per operation. Commands a Lua script runs are left out (MONITOR marks them
-    "lua"); commands of one pipeline count one each."""
-    import collections
-    import re
+def redis_commandstats(host, port):
+    """Redis's own count of the commands it ran, by name (INFO commandstats): the difference
+    of two readings is what a step cost the store. Commands a Lua script runs count under
+    their own names as well (EVALSHA counts the script once)."""
     import subprocess
-    import time
-    p = subprocess.Popen(["stdbuf", "-oL", "redis-cli", "-h", host, "-p", str(port), "monitor"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    time.sleep(seconds)
-    import signal
-    p.send_signal(signal.SIGINT)
-    out = p.communicate(timeout=10)[0]
-    counts = collections.Counter()
+    out = subprocess.run(["redis-cli", "-h", host, "-p", str(port), "info", "commandstats"],
+                         capture_output=True, text=True, timeout=10).stdout
+    counts = {}
     for line in out.splitlines():
-        m = re.match(r'^[\d.]+ \[\d+ ([^\]]+)\] "([A-Za-z]+)"', line)
-        if m and m.group(1) != "lua":
-            counts[m.group(2).upper()] += 1
+        m = re.match(r'^cmdstat_([a-z|_]+):calls=(\d+),usec=(\d+),', line.strip())
+        if m:
+            counts[m.group(1).upper()] = int(m.group(2))
+            if m.group(1) in ("evalsha", "exec"):
+                counts[m.group(1).upper() + "_usec"] = int(m.group(3))
     return counts
+
+
+def commands_between(before, after, ops):
+    """Per operation: {command: calls} of what ran between two commandstats readings, without
+    the INFO commands of the readings themselves. EVALSHA_usec and EXEC_usec: microseconds
+    Redis spent in scripts and in MULTI blocks (the commands inside count in both)."""
+    out = {}
+    for k, v in after.items():
+        d = v - before.get(k, 0)
+        if d > 0 and k != "INFO":
+            out[k] = round(d / max(ops, 1), 2)
+    return dict(sorted(out.items()))
