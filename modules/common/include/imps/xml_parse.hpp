@@ -1,0 +1,31 @@
+// XML from the network, parsed one way for every module: libxml2 with no network access, no
+// entity substitution, no DTD (a DOCTYPE stops the parser before its internal subset is
+// read), no default attributes, no validation; errors go nowhere but the result.
+#pragma once
+
+#include <libxml/tree.h>
+
+#include <memory>
+#include <string_view>
+
+namespace imps::xml {
+
+struct DocFree {
+	void operator()(xmlDoc *d) const
+	{
+		if (d) xmlFreeDoc(d);
+	}
+};
+using DocPtr = std::unique_ptr<xmlDoc, DocFree>;
+
+struct Parsed {
+	DocPtr doc;            // set when ok
+	bool doctype = false;  // refused: it had a DOCTYPE
+	bool ok = false;
+	int error_line = 0;    // where it stopped being well-formed (namespace-well-formed)
+};
+
+// The caller bounds the size first; an empty body is not well-formed.
+Parsed parse_safe(std::string_view body);
+
+}  // namespace imps::xml
