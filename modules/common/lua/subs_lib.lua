@@ -37,8 +37,9 @@ local function ending(r) return r.ending ~= nil and r.ending ~= '' end
 -- 0: none), node, ep, dirty}. One sent by this node before it restarted never gets its
 -- response reported, and one past its deadline is given up: neither is outstanding.
 local LEASES = {}
+local function lease_field(r) return r.sid .. ':' .. num(r.cseq) end
 local function lease_of(r)
-  local f = r.sid .. ':' .. num(r.cseq)
+  local f = lease_field(r)
   local l = LEASES[r.sid]
   if l and l.f == f then return l end
   l = {f = f, dl = 0}
@@ -70,7 +71,7 @@ end
 
 -- r's NOTIFY (numbers just handed out) is outstanding until its response or the deadline
 local function lease_take(r)
-  local f = r.sid .. ':' .. num(r.cseq)
+  local f = lease_field(r)
   redis.call('HSET', LEASE, f, (NOW + BUSY) .. ' ' .. NODE .. ' ' .. EPOCH .. ' 0')
   redis.call('PEXPIRE', LEASE, BUSY + 3600000)
   LEASES[r.sid] = {f = f, dl = NOW + BUSY, node = NODE, ep = EPOCH, dirty = '0'}
@@ -79,7 +80,7 @@ local function lease_take(r)
 end
 
 local function lease_drop(r)
-  redis.call('HDEL', LEASE, r.sid .. ':' .. num(r.cseq))
+  redis.call('HDEL', LEASE, lease_field(r))
   LEASES[r.sid] = nil
 end
 
@@ -95,12 +96,12 @@ local function defer(r, at, not_before)
   end
 end
 
--- hands out the numbers of the next NOTIFY; the dialog is busy until its final response
-local function number(r)
-  lease_drop(r)
+-- hands out the numbers of the next NOTIFY (called when none is outstanding: busy(r) has
+-- dropped a lease that ran out); with lease, the dialog is busy until its final response
+local function number(r, lease)
   r.version = num(r.version) + 1
   r.cseq = num(r.cseq) + 1
-  lease_take(r)
+  if lease then lease_take(r) end
   r.dirty = 0
   r.nb = 0
   r.last = NOW
@@ -112,10 +113,7 @@ local function removed(r, reason, final)
   redis.call('ZREM', SEXP, r.sid)
   redis.call('ZREM', DUE, r.sid)
   lease_drop(r)
-  if final then
-    number(r)
-    lease_drop(r)  -- nothing waits for the final NOTIFY's response
-  end
+  if final then number(r, false) end  -- nothing waits for the final NOTIFY's response
   r.ending = reason
   r.final = final and 1 or 0
   OUT_REMOVED[#OUT_REMOVED + 1] = flat(r)
@@ -159,7 +157,7 @@ local function turn(r, interval, delta)
     rec_put(r)
     return false
   end
-  number(r)
+  number(r, true)
   local pend, pfull = r.pend, r.pfull
   r.pend = nil
   r.pfull = nil
