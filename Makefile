@@ -85,6 +85,19 @@ $(BUILD)/obj/gen/lua_scripts.o: $(LUA_CPP) | $(DEPS_STAMP)
 	@echo '  CXX   $<'
 	@$(CXX) $(CXXFLAGS_CORE) -c -o $@ $<
 
+# imps_xcap's XML Schemas, embedded so the module never reads them from disk or the network
+XCAP_XSDS := $(sort $(wildcard modules/imps_xcap/schemas/*.xsd))
+XCAP_XSD_CPP := $(BUILD)/gen/xcap_schemas.cpp
+XCAP_XSD_OBJ := $(BUILD)/obj/gen/xcap_schemas.o
+$(XCAP_XSD_CPP): $(XCAP_XSDS) scripts/embed-files.sh
+	@mkdir -p $(dir $@)
+	@echo '  XSD   $@'
+	@sh scripts/embed-files.sh $@ imps::xcap embedded_schema $(XCAP_XSDS)
+$(XCAP_XSD_OBJ): $(XCAP_XSD_CPP) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo '  CXX   $<'
+	@$(CXX) $(CXXFLAGS_CORE) -c -o $@ $<
+
 $(BUILD)/obj/%.o: %.c $(ABI_STAMP)
 	@mkdir -p $(dir $@)
 	@echo '  CC    $<'
@@ -96,7 +109,8 @@ $(BUILD)/obj/%.o: %.c $(ABI_STAMP)
 define MODULE_RULES
 $(1)_CORE_SRCS := $$(wildcard modules/$(1)/core/*.cpp) $$(wildcard modules/$(1)/*.cpp)
 $(1)_C_SRCS    := $$(wildcard modules/$(1)/*.c)
-$(1)_OBJS      := $$($(1)_CORE_SRCS:%.cpp=$(BUILD)/obj/%.o) $$($(1)_C_SRCS:%.c=$(BUILD)/obj/%.o)
+$(1)_OBJS      := $$($(1)_CORE_SRCS:%.cpp=$(BUILD)/obj/%.o) $$($(1)_C_SRCS:%.c=$(BUILD)/obj/%.o) \
+                  $$($(1)_EXTRA_OBJS)
 $(BUILD)/modules/$(1).so: $$($(1)_OBJS) $(COMMON_OBJS) mk/module.map
 	@mkdir -p $$(dir $$@)
 	@echo '  LD    $$@'
@@ -106,6 +120,8 @@ endef
 # Kamailio's own libraries a module links with (as Debian's modules do, with a run path)
 KAMAILIO_LIBDIR := /usr/lib/x86_64-linux-gnu/kamailio
 imps_presence_LIBS := -L$(KAMAILIO_LIBDIR) -lsrdb1 -Wl,-rpath,$(KAMAILIO_LIBDIR)/
+imps_xcap_LIBS := -L$(KAMAILIO_LIBDIR) -lsrdb1 -Wl,-rpath,$(KAMAILIO_LIBDIR)/
+imps_xcap_EXTRA_OBJS := $(XCAP_XSD_OBJ)
 $(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
 
 # a test-only module consuming imps_presence's in-process API (tests/modules, not installed)
@@ -122,7 +138,7 @@ core_objs = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard modules/$(1)/core/*.cpp
 UNIT_SRCS := $(wildcard tests/unit/*/*.cpp)
 UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(BUILD)/obj/%.o)
 UNIT_BIN  := $(BUILD)/tests/unit_tests
-$(UNIT_BIN): $(UNIT_OBJS) $(COMMON_OBJS) $(foreach m,$(sort $(CORE_MODULES)),$(call core_objs,$(m)))
+$(UNIT_BIN): $(UNIT_OBJS) $(COMMON_OBJS) $(XCAP_XSD_OBJ) $(foreach m,$(sort $(CORE_MODULES)),$(call core_objs,$(m)))
 	@mkdir -p $(dir $@)
 	$(CXX) -o $@ $^ $(PKG_LIBS) -lgtest -lgtest_main -lpthread
 
@@ -132,7 +148,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.cpp=$(BUILD)/fuzz/%)
 FUZZ_CXXFLAGS = -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Imodules/common/include \
                 -Imodules $(PKG_CFLAGS)
 FUZZ_LIB_SRCS = $(COMMON_SRCS) $(wildcard modules/imps_*/core/*.cpp)
-FUZZ_LIB_SRCS := $(filter-out %/capi.cpp,$(FUZZ_LIB_SRCS)) $(LUA_CPP)
+FUZZ_LIB_SRCS := $(filter-out %/capi.cpp,$(FUZZ_LIB_SRCS)) $(LUA_CPP) $(XCAP_XSD_CPP)
 $(BUILD)/fuzz/%: tests/fuzz/%.cpp $(FUZZ_LIB_SRCS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo '  FUZZ  $@'

@@ -4,10 +4,13 @@
 /* ---- authentication ---------------------------------------------------------------------- */
 
 
-/* the challenge a request gets: WWW-Authenticate for REGISTER, else Proxy-Authenticate */
+/* the challenge a request gets: WWW-Authenticate for REGISTER and for HTTP requests (xhttp's
+ * event route: the XCAP server answers 401), else Proxy-Authenticate */
 hdr_types_t challenge_type(struct sip_msg *msg)
 {
-	return (msg->REQ_METHOD == METHOD_REGISTER) ? HDR_AUTHORIZATION_T : HDR_PROXYAUTH_T;
+	if(msg->REQ_METHOD == METHOD_REGISTER || IS_HTTP(msg))
+		return HDR_AUTHORIZATION_T;
+	return HDR_PROXYAUTH_T;
 }
 
 /* The answer for credentials that cannot be asked about, or for the HAAA's answer ret: builds

@@ -95,8 +95,9 @@ stat_export_t mod_stats[] = {
 
 static cmd_export_t cmds[] = {
 	{"bind_imps_aaa", (cmd_function)bind_imps_aaa, 0, 0, 0, 0},
+	/* EVENT_ROUTE: xhttp's event_route[xhttp:request] (the XCAP server, imps_xcap) */
 	{"imps_aaa_authenticate", (cmd_function)w_authenticate, 1, fixup_spve_null,
-			fixup_free_spve_null, REQUEST_ROUTE},
+			fixup_free_spve_null, REQUEST_ROUTE | EVENT_ROUTE},
 	{"imps_aaa_authorize", (cmd_function)w_authorize, 1, fixup_spve_null,
 			fixup_free_spve_null, REQUEST_ROUTE | FAILURE_ROUTE},
 	{"imps_aaa_account", (cmd_function)w_account, 1, fixup_spve_null, fixup_free_spve_null,

@@ -148,6 +148,7 @@ class Kamailio:
         self.defines = dict(defines or {})
         self.modules = modules or f"{BUILD_MODULES}:{STOCK_MODULES}"
         self.shm_mb = 256  # tm keeps finished transactions a few seconds: room for load tests
+        self.pkg_mb = 16
         self.mem_manager = None  # kamailio -x: qm (Debian's default), fm or tlsf
         self.log_path = os.path.join(workdir, f"{instance}.log")
         self.proc = None
@@ -155,7 +156,7 @@ class Kamailio:
 
     def start(self, timeout=15.0):
         os.makedirs(PLAN["IMPS_RUN_DIR"], exist_ok=True)
-        args = [KAMAILIO, "-f", self.cfg, "-L", self.modules, "-DD", "-E", "-m", str(self.shm_mb), "-M", "16",
+        args = [KAMAILIO, "-f", self.cfg, "-L", self.modules, "-DD", "-E", "-m", str(self.shm_mb), "-M", str(self.pkg_mb),
                 "-P", os.path.join(PLAN["IMPS_RUN_DIR"], f"{self.instance}.pid")]
         if self.mem_manager:
             args += ["-x", self.mem_manager]
@@ -232,22 +233,25 @@ def presence_db_path(demo=False):
     return os.path.join(PLAN["IMPS_RUN_DIR"], PLAN["IMPS_PS_A_DB_FILE" if demo else "IMPS_PS_A_TEST_DB_FILE"])
 
 
-def make_presence_db(path=None, demo_rules=True, demo=False):
-    """A fresh rules database for the presence server, made from sql/ (as make run does)."""
+def _make_db(path, scripts):
+    """A fresh SQLite database at path made from the sql/ scripts named."""
     import sqlite3
-    path = path or presence_db_path(demo)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if os.path.exists(path):
         os.unlink(path)
     db = sqlite3.connect(path)
-    with open(os.path.join(SQL_DIR, "imps_presence-create.sql")) as f:
-        db.executescript(f.read())
-    if demo_rules:
-        with open(os.path.join(SQL_DIR, "imps_presence-demo.sql")) as f:
+    for name in scripts:
+        with open(os.path.join(SQL_DIR, name)) as f:
             db.executescript(f.read())
     db.commit()
     db.close()
     return path
+
+
+def make_presence_db(path=None, demo_rules=True, demo=False):
+    """A fresh rules database for the presence server, made from sql/ (as make run does)."""
+    return _make_db(path or presence_db_path(demo),
+                    ["imps_presence-create.sql"] + (["imps_presence-demo.sql"] if demo_rules else []))
 
 
 def presence_rules(rows, path=None):
@@ -301,3 +305,26 @@ def make_workdir(prefix="imps-"):
 
 def remove_workdir(path):
     shutil.rmtree(path, ignore_errors=True)
+
+
+def xcap_db_path(demo=False):
+    name = PLAN["IMPS_XCAP_A_DB_FILE" if demo else "IMPS_XCAP_A_TEST_DB_FILE"]
+    return os.path.join(PLAN["IMPS_RUN_DIR"], name)
+
+
+def make_xcap_db(path=None, demo=False, provision=True):
+    """A fresh XCAP document database made from sql/ (as make run does); provision: the demo
+    users' documents of sql/imps_xcap-demo.sql (alice's buddy list with bob and carol)."""
+    return _make_db(path or xcap_db_path(demo),
+                    ["imps_xcap-create.sql"] + (["imps_xcap-demo.sql"] if provision else []))
+
+
+def xcap_a(workdir, defines=None, demo=False):
+    """The List and Policy Server (XCAP over HTTP; HTTPS with WITH_TLS); outside the demo it
+    uses the tests' database file (XCAP_TEST_DB)."""
+    d = dict(defines or {})
+    if not demo:
+        d.setdefault("XCAP_TEST_DB", None)
+    k = Kamailio("xcap", "xcap-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_XCAP_A_PORT"])), workdir, d)
+    k.pkg_mb = 64  # a 1 MiB document is copied a few times while a request is handled
+    return k
