@@ -1,5 +1,7 @@
 #include "imps_xcap/core/server.hpp"
 
+#include "imps_xcap/core/edit.hpp"
+
 #include "imps/hash.hpp"
 #include "imps/xml_parse.hpp"
 
@@ -101,142 +103,6 @@ std::string dump_node(xmlDocPtr doc, xmlNodePtr n)
 			static_cast<size_t>(xmlBufferLength(b)));
 	xmlBufferFree(b);
 	return out;
-}
-
-std::string dump_doc(xmlDocPtr doc)
-{
-	xmlChar *mem = nullptr;
-	int len = 0;
-	xmlDocDumpMemoryEnc(doc, &mem, &len, "UTF-8");
-	std::string out = mem ? std::string(reinterpret_cast<const char *>(mem), static_cast<size_t>(len)) : "";
-	if (mem) xmlFree(mem);
-	return out;
-}
-
-// one step of a node selector as text, percent-encoded for a URI
-std::string step_text(const Step &s)
-{
-	auto qn = [](const QName &q) {
-		if (q.any) return std::string("*");
-		return q.prefix.empty() ? q.local : q.prefix + ":" + q.local;
-	};
-	std::string t = qn(s.name);
-	if (s.position) t += "[" + std::to_string(s.position) + "]";
-	if (s.has_attr) t += "[@" + qn(s.attr) + "=\"" + s.value + "\"]";
-	std::string o;
-	for (unsigned char c : t) {
-		if (std::isalnum(c) || std::string_view("-._~:@!$&'()*+,;=/").find(static_cast<char>(c)) != std::string_view::npos)
-			o += static_cast<char>(c);
-		else {
-			char h[4];
-			std::snprintf(h, sizeof h, "%%%02X", c);
-			o += h;
-		}
-	}
-	return o;
-}
-
-// An AttValue without its quotes, as an attribute PUT carries it: the references resolved.
-bool att_value(const std::string &body, std::string &out)
-{
-	out.clear();
-	for (size_t i = 0; i < body.size(); ++i) {
-		char c = body[i];
-		if (c == '<' || c == '"') return false;
-		if (c != '&') {
-			out += c;
-			continue;
-		}
-		size_t semi = body.find(';', i);
-		if (semi == std::string::npos) return false;
-		std::string ref = body.substr(i + 1, semi - i - 1);
-		if (ref == "amp") out += '&';
-		else if (ref == "lt") out += '<';
-		else if (ref == "gt") out += '>';
-		else if (ref == "quot") out += '"';
-		else if (ref == "apos") out += '\'';
-		else if (ref.size() > 1 && ref[0] == '#') {
-			unsigned long cp = 0;
-			try {
-				cp = ref[1] == 'x' ? std::stoul(ref.substr(2), nullptr, 16) : std::stoul(ref.substr(1));
-			} catch (...) {
-				return false;
-			}
-			if (cp == 0 || cp > 0x10FFFF) return false;
-			xmlChar buf[8];
-			int n = xmlCopyCharMultiByte(buf, static_cast<int>(cp));
-			if (n <= 0) return false;
-			out.append(reinterpret_cast<const char *>(buf), static_cast<size_t>(n));
-		} else {
-			return false;
-		}
-		i = semi;
-	}
-	return valid_utf8(out);
-}
-
-// Parses an element fragment (application/xcap-el+xml) in the context of parent, so it
-// inherits the namespace bindings in scope there. Exactly one element, only whitespace
-// around it. nullptr with *why.
-struct FragErr {
-	bool any = false;
-};
-void frag_error(void *ctx, xmlErrorPtr e)
-{
-	if (e && e->level >= XML_ERR_ERROR) static_cast<FragErr *>(ctx)->any = true;
-}
-
-xmlNodePtr parse_fragment(xmlNodePtr context, const std::string &body, std::string *why)
-{
-	if (body.find("<!") != std::string::npos && body.find("<![CDATA[") == std::string::npos) {
-		*why = "declarations are not accepted in an element";
-		return nullptr;
-	}
-	if (body.find("<?") != std::string::npos) {
-		*why = "the body is not one element (processing instruction or XML declaration)";
-		return nullptr;
-	}
-	FragErr fe;
-	xmlStructuredErrorFunc prev = xmlStructuredError;
-	void *prev_ctx = xmlStructuredErrorContext;
-	xmlSetStructuredErrorFunc(&fe, frag_error);
-	xmlNodePtr list = nullptr;
-	xmlParserErrors rc = xmlParseInNodeContext(context, body.data(), static_cast<int>(body.size()),
-			XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING, &list);
-	xmlSetStructuredErrorFunc(prev_ctx, prev);
-	if (rc != XML_ERR_OK || fe.any) {
-		if (list) xmlFreeNodeList(list);
-		*why = "the element is not well-formed";
-		return nullptr;
-	}
-	xmlNodePtr el = nullptr;
-	bool bad = false;
-	for (xmlNodePtr n = list; n; n = n->next) {
-		if (n->type == XML_ELEMENT_NODE) {
-			if (el) bad = true;
-			el = n;
-		} else if (n->type == XML_TEXT_NODE) {
-			for (const xmlChar *p = n->content; p && *p; ++p)
-				if (!std::isspace(*p)) bad = true;
-		} else if (n->type != XML_COMMENT_NODE) {
-			bad = true;
-		}
-	}
-	if (bad || !el) {
-		xmlFreeNodeList(list);
-		*why = "the body is not exactly one XML element";
-		return nullptr;
-	}
-	// keep the element alone
-	for (xmlNodePtr n = list, next; n; n = next) {
-		next = n->next;
-		if (n != el) {
-			xmlUnlinkNode(n);
-			xmlFreeNode(n);
-		}
-	}
-	xmlUnlinkNode(el);
-	return el;
 }
 
 }  // namespace
@@ -523,29 +389,23 @@ Response Server::get(Ctx &c)
 	}
 	auto p = imps::xml::parse_safe(c.doc.body);
 	if (!p.ok) return simple(500, "Internal Server Error (stored document unreadable)", "storage");
-	xmlNodePtr el = nullptr;
-	Found f = select_element(p.doc.get(), c.uri.node.steps, c.uri.bindings, c.au->ns, &el);
-	if (f == Found::UnboundPrefix) return simple(400, "Bad Request (namespace prefix not bound in the query)", "uri");
-	if (f != Found::Element) return simple(404, "Not Found (no such element)", "");
-	switch (c.uri.node.terminal) {
-		case Terminal::None:
-			r.content_type = kElMime;
-			r.body = dump_node(p.doc.get(), el);
-			break;
-		case Terminal::Attribute: {
-			xmlAttrPtr a = select_attribute(el, c.uri.node.attr, c.uri.bindings);
-			if (!a) return simple(404, "Not Found (no such attribute)", "");
-			xmlChar *v = xmlNodeGetContent(reinterpret_cast<xmlNodePtr>(a));
-			r.content_type = kAttMime;
-			r.body = esc(str_of(v));
-			if (v) xmlFree(v);
-			break;
-		}
-		case Terminal::Namespaces:
-			r.content_type = kNsMime;
-			r.body = namespace_bindings_body(el);
-			break;
+	if (c.uri.node.terminal == Terminal::Namespaces) {
+		xmlNodePtr el = nullptr;
+		Found f = select_element(p.doc.get(), c.uri.node.steps, c.uri.bindings, c.au->ns, &el);
+		if (f == Found::UnboundPrefix) return simple(400, "Bad Request (namespace prefix not bound in the query)", "uri");
+		if (f != Found::Element) return simple(404, "Not Found (no such element)", "");
+		r.content_type = kNsMime;
+		r.body = namespace_bindings_body(el);
+		return r;
 	}
+	int st = 404;
+	Target t{c.uri.node, c.uri.bindings, c.au->ns, cfg_.root + "/" + c.path};
+	if (!read_node(c.doc.body, p.doc.get(), t, r.body, &st)) {
+		if (st == 400) return simple(400, "Bad Request (namespace prefix not bound in the query)", "uri");
+		if (st == 500) return simple(500, "Internal Server Error (stored document unreadable)", "storage");
+		return simple(404, "Not Found (no such node)", "");
+	}
+	r.content_type = c.uri.node.terminal == Terminal::Attribute ? kAttMime : kElMime;
 	return r;
 }
 
@@ -608,6 +468,14 @@ bool Server::store(Ctx &c, const std::string &body, Response &resp)
 	return true;
 }
 
+// The answer to an edit that was refused: 400/404 or a 409 with its error element.
+static Response edit_refusal(const Edit &e)
+{
+	if (e.status == 400) return simple(400, "Bad Request (" + e.phrase + ")", "uri");
+	if (e.status == 404) return simple(404, "Not Found (" + e.phrase + ")", "");
+	return conflict(e.element, e.phrase, e.inner);
+}
+
 // Loads the stored document and checks the preconditions of a change. false: resp is the
 // answer (404, 412, 503).
 static bool load_for_change(Storage &st, const std::string &path, bool need_doc, const Request &q,
@@ -643,7 +511,10 @@ Response Server::put(Ctx &c)
 	std::string ct = mime_base(q.content_type);
 	const NodeSelector &ns = c.uri.node;
 	if (!c.uri.has_node) {
-		if (ct != c.au->mime)
+		// section 8.2.2: the usage's type, else 415. No type at all, or the one HTTP
+		// libraries put on a body whose client named none (urllib: form-urlencoded), is
+		// taken as the usage's, as XCAP client libraries send documents that way
+		if (ct != c.au->mime && !ct.empty() && ct != "application/x-www-form-urlencoded")
 			return simple(415, "Unsupported Media Type (" + c.au->auid + " takes " + c.au->mime + ")",
 					"media-type");
 	} else if (ns.terminal == Terminal::Attribute) {
@@ -676,100 +547,13 @@ Response Server::put(Ctx &c)
 	}
 	auto p = imps::xml::parse_safe(c.doc.body);
 	if (!p.ok) return simple(500, "Internal Server Error (stored document unreadable)", "storage");
-	xmlDocPtr doc = p.doc.get();
-	const auto &steps = ns.steps;
-	xmlNodePtr el = nullptr;
-	Found f = select_element(doc, steps, c.uri.bindings, c.au->ns, &el);
-	if (f == Found::UnboundPrefix) return simple(400, "Bad Request (namespace prefix not bound in the query)", "uri");
-	bool created = false;
-
-	if (ns.terminal == Terminal::Attribute) {
-		if (f != Found::Element) return conflict("no-parent", "the element of the attribute does not exist",
-				"<ancestor>" + esc(cfg_.root + "/" + c.path) + "</ancestor>");
-		std::string value;
-		if (!att_value(q.body, value)) return conflict("not-xml-att-value", "the body is not an attribute value");
-		xmlNsPtr ans = nullptr;
-		if (!ns.attr.prefix.empty()) {
-			std::string uri;
-			if (!namespace_of(ns.attr, c.uri.bindings, "", uri))
-				return simple(400, "Bad Request (namespace prefix not bound in the query)", "uri");
-			ans = xmlSearchNsByHref(doc, el, BAD_CAST uri.c_str());
-			if (!ans) ans = xmlNewNs(el, BAD_CAST uri.c_str(), BAD_CAST ns.attr.prefix.c_str());
-		}
-		created = select_attribute(el, ns.attr, c.uri.bindings) == nullptr;
-		if (ans) xmlSetNsProp(el, ans, BAD_CAST ns.attr.local.c_str(), BAD_CAST value.c_str());
-		else xmlSetProp(el, BAD_CAST ns.attr.local.c_str(), BAD_CAST value.c_str());
-		// the selector still picks that element (a changed attribute may be its predicate)
-		xmlNodePtr again = nullptr;
-		if (select_element(doc, steps, c.uri.bindings, c.au->ns, &again) != Found::Element || again != el)
-			return conflict("cannot-insert", "the selector would no longer select the element");
-	} else {
-		if (f == Found::Ambiguous) return simple(404, "Not Found (the selector matches several elements)", "");
-		std::string why;
-		xmlNodePtr neu = nullptr;
-		if (f == Found::Element) {
-			xmlNodePtr ctx = el->parent && el->parent->type == XML_ELEMENT_NODE ? el->parent : el;
-			neu = parse_fragment(ctx, q.body, &why);
-			if (!neu) return conflict("not-xml-frag", why);
-			xmlReplaceNode(el, neu);  // in place (section 8.2.3)
-			xmlFreeNode(el);
-		} else {
-			if (steps.size() < 2) return conflict("cannot-insert", "the document has a root element already");
-			std::vector<Step> up(steps.begin(), steps.end() - 1);
-			xmlNodePtr parent = nullptr;
-			if (select_element(doc, up, c.uri.bindings, c.au->ns, &parent) != Found::Element) {
-				// the closest ancestor that exists
-				std::string anc = cfg_.root + "/" + c.path;
-				for (size_t n = up.size(); n > 0; --n) {
-					std::vector<Step> pre(up.begin(), up.begin() + static_cast<long>(n) - 1);
-					xmlNodePtr a = nullptr;
-					if (!pre.empty() && select_element(doc, pre, c.uri.bindings, c.au->ns, &a) != Found::Element)
-						continue;
-					if (!pre.empty()) {
-						anc += "/~~";
-						for (const auto &s : pre) anc += "/" + step_text(s);
-					}
-					break;
-				}
-				return conflict("no-parent", "the parent element does not exist",
-						"<ancestor>" + esc(anc) + "</ancestor>");
-			}
-			neu = parse_fragment(parent, q.body, &why);
-			if (!neu) return conflict("not-xml-frag", why);
-			// where (section 8.2.3): after the (n-1)th sibling the last step's name test
-			// selects when it has a position n, else after the last such sibling; at the
-			// end when there is none
-			const Step &last = steps.back();
-			Step name_only = last;
-			name_only.has_attr = false;
-			name_only.position = 0;
-			std::vector<xmlNodePtr> same = select_step(parent, name_only, c.uri.bindings, c.au->ns);
-			xmlNodePtr after = nullptr, before = nullptr;
-			if (last.position) {
-				size_t want = static_cast<size_t>(last.position) - 1;
-				if (want > same.size()) {
-					xmlFreeNode(neu);
-					return conflict("cannot-insert", "position " + std::to_string(last.position)
-							+ " is past the last sibling");
-				}
-				if (want == 0) before = same.empty() ? nullptr : same[0];
-				else after = same[want - 1];
-			} else if (!same.empty()) {
-				after = same.back();
-			}
-			if (after) xmlAddNextSibling(after, neu);
-			else if (before) xmlAddPrevSibling(before, neu);
-			else xmlAddChild(parent, neu);
-			created = true;
-		}
-		// idempotency (section 8.2.3): the URI now selects what was put
-		xmlNodePtr again = nullptr;
-		if (select_element(doc, steps, c.uri.bindings, c.au->ns, &again) != Found::Element || again != neu)
-			return conflict("cannot-insert", "the element put would not be selected by the request URI");
-	}
-	if (!validate(c, doc, resp)) return resp;
-	if (!store(c, dump_doc(doc), resp)) return resp;
-	Response r = simple(created ? 201 : 200, created ? "Created" : "OK");
+	Target t{ns, c.uri.bindings, c.au->ns, cfg_.root + "/" + c.path};
+	Edit e = ns.terminal == Terminal::Attribute ? put_attribute(c.doc.body, p.doc.get(), t, q.body)
+												: put_element(c.doc.body, p.doc.get(), t, q.body);
+	if (!e.ok) return edit_refusal(e);
+	if (!validate(c, e.doc.get(), resp)) return resp;
+	if (!store(c, e.text, resp)) return resp;
+	Response r = simple(e.created ? 201 : 200, e.created ? "Created" : "OK");
 	r.etag = resp.etag;
 	return r;
 }
@@ -793,32 +577,11 @@ Response Server::del(Ctx &c)
 	}
 	auto p = imps::xml::parse_safe(c.doc.body);
 	if (!p.ok) return simple(500, "Internal Server Error (stored document unreadable)", "storage");
-	xmlDocPtr doc = p.doc.get();
-	const NodeSelector &ns = c.uri.node;
-	xmlNodePtr el = nullptr;
-	Found f = select_element(doc, ns.steps, c.uri.bindings, c.au->ns, &el);
-	if (f == Found::UnboundPrefix) return simple(400, "Bad Request (namespace prefix not bound in the query)", "uri");
-	if (f != Found::Element) return simple(404, "Not Found (no such element)", "");
-	if (ns.terminal == Terminal::Attribute) {
-		xmlAttrPtr a = select_attribute(el, ns.attr, c.uri.bindings);
-		if (!a) return simple(404, "Not Found (no such attribute)", "");
-		xmlRemoveProp(a);
-		xmlNodePtr again = nullptr;
-		if (select_element(doc, ns.steps, c.uri.bindings, c.au->ns, &again) == Found::Element && again == el
-				&& select_attribute(el, ns.attr, c.uri.bindings))
-			return conflict("cannot-delete", "the attribute would still be selected");
-	} else {
-		if (ns.steps.size() < 2) return conflict("cannot-delete", "the root element cannot be deleted");
-		xmlUnlinkNode(el);
-		xmlFreeNode(el);
-		// idempotency: the URI selects nothing afterwards (a positional selector whose next
-		// sibling would move up cannot be deleted this way)
-		xmlNodePtr again = nullptr;
-		if (select_element(doc, ns.steps, c.uri.bindings, c.au->ns, &again) != Found::NoMatch)
-			return conflict("cannot-delete", "the request URI would still select an element");
-	}
-	if (!validate(c, doc, resp)) return resp;
-	if (!store(c, dump_doc(doc), resp)) return resp;
+	Target t{c.uri.node, c.uri.bindings, c.au->ns, cfg_.root + "/" + c.path};
+	Edit e = delete_node(c.doc.body, p.doc.get(), t);
+	if (!e.ok) return edit_refusal(e);
+	if (!validate(c, e.doc.get(), resp)) return resp;
+	if (!store(c, e.text, resp)) return resp;
 	Response r = simple(200, "OK");
 	r.etag = resp.etag;
 	return r;
