@@ -9,8 +9,8 @@ build-essential g++ make pkg-config dpkg-dev
 libxml2-dev libhiredis-dev libcurl4-openssl-dev libssl-dev
 googletest libgtest-dev clang libclang-rt-14-dev
 kamailio kamailio-presence-modules kamailio-postgres-modules kamailio-sqlite-modules
-kamailio-lua-modules kamailio-radius-modules
-redis-server sip-tester freeradius freeradius-utils
+kamailio-lua-modules kamailio-radius-modules kamailio-tls-modules openssl
+redis-server sip-tester freeradius freeradius-utils wrk
 baresip-core linphone-cli
 python3 python3-pytest python3-lxml
 postgresql

@@ -27,6 +27,13 @@ def main():
     if not os.path.exists(imps_net.presence_db_path(demo=True)):
         # the watcher rules are kept across runs: an admin's changes stay
         imps_net.make_presence_db(demo=True)
+    # the List and Policy Server over HTTP and HTTPS; its throwaway CA and server certificate
+    # are made once (kept while valid, so a client that trusts the CA goes on trusting it)
+    xcap = imps_net.xcap_a(workdir, demo=True, tls=True,
+                           pki_dir=os.path.join(P["IMPS_RUN_DIR"], "xcap-pki"))
+    if not os.path.exists(imps_net.xcap_db_path(demo=True)):
+        # the users' documents are kept across runs; the first run provisions alice's buddy list
+        imps_net.make_xcap_db(demo=True, provision=True)
     started = []
     stop = {"now": False}
 
@@ -37,11 +44,14 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     try:
         for what, srv in (("redis-server", redis), ("FreeRADIUS (HAAA)", radius), ("presence server", ps),
-                          ("HSP", hsp), ("edge proxy", edge)):
+                          ("HSP", hsp), ("edge proxy", edge), ("XCAP server", xcap)):
             print(f"starting {what} ...", flush=True)
             srv.start()
             started.append((what, srv))
         ip = P["IMPS_IP_A"]
+        xcap_http = f"http://{ip}:{P['IMPS_XCAP_A_PORT']}{P['IMPS_XCAP_ROOT_PATH']}"
+        xcap_https = f"https://{ip}:{P['IMPS_XCAP_A_TLS_PORT']}{P['IMPS_XCAP_ROOT_PATH']}"
+        alice_rl = f"resource-lists/users/sip:alice@{P['IMPS_DOMAIN_A']}/index"
         print(f"""
 IMPS demo network is up (domain {P['IMPS_DOMAIN_A']}); Ctrl-C stops everything.
 
@@ -49,6 +59,9 @@ IMPS demo network is up (domain {P['IMPS_DOMAIN_A']}); Ctrl-C stops everything.
   HSP (registrar, reg)   udp+tcp {ip}:{P['IMPS_HSP_A_PORT']}   kamcmd -s unix:{hsp.ctl}
   presence server        udp+tcp {ip}:{P['IMPS_PS_A_PORT']}   kamcmd -s unix:{ps.ctl}
   watcher rules          {imps_net.presence_db_path(demo=True)} (users of {P['IMPS_DOMAIN_A']} see each other)
+  XCAP (List and Policy) {xcap_http}   kamcmd -s unix:{xcap.ctl}
+                         {xcap_https} (CA: {xcap.cafile})
+  XCAP documents         {imps_net.xcap_db_path(demo=True)}
   Redis                  {redis.host}:{redis.port}
   HAAA (FreeRADIUS)      {radius.host}:{radius.auth_port} (auth), {radius.acct_port} (acct)
   subscribers            alice, bob, carol @ {P['IMPS_DOMAIN_A']}, password <name>-secret
@@ -64,6 +77,8 @@ Try it:
   kamcmd -s unix:{hsp.ctl} imps_reginfo.list
   kamcmd -s unix:{ps.ctl} imps_presence.list
   kamcmd -s unix:{ps.ctl} imps_presence.show alice@{P['IMPS_DOMAIN_A']}
+  curl --digest -u alice:alice-secret --cacert {xcap.cafile} \\
+       '{xcap_https}/{alice_rl}'
 """, flush=True)
         while not stop["now"]:
             for what, srv in started:

@@ -313,3 +313,48 @@ def test_demo_buddy_list_of_alice(xcap):
     assert el.xpath("entry/display-name/text()") == ["Bob", "Carol"]
     doc = client("alice").get(ALICE_RL)
     schema("resource-lists.xsd").assertValid(etree.fromstring(doc.body))
+
+
+def test_documents_in_postgresql(xcap, net):
+    """The same table (sql/imps_xcap-create.sql) through db_postgres: documents, ETags and the
+    conditional writes that keep concurrent changes apart."""
+    import subprocess
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    from bench_reginfo import PG_PORT, Postgres
+
+    os.chmod(net.workdir, 0o755)  # the postgres user runs the cluster below it
+    pg = Postgres(os.path.join(net.workdir, "pgxcap"))
+    os.makedirs(os.path.dirname(pg.dir), exist_ok=True)
+    psql = ["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "kamailio", "-d", "kamailio", "-q",
+            "-v", "ON_ERROR_STOP=1", "-At"]
+    xcap.stop()
+    k = None
+    try:
+        pg.start()
+        subprocess.run(psql + ["-f", os.path.join(imps_net.SQL_DIR, "imps_xcap-create.sql")],
+                       check=True, capture_output=True)
+        k = imps_net.xcap_a(net.workdir, {"XCAP_PG_URL": f'"postgres://kamailio:kamailio@127.0.0.1:{PG_PORT}/kamailio"'})
+        k.start()
+        imps_net.wait_port(HOST, PORT, "tcp")
+        c = client("alice")
+        r = c.put(ALICE_RL, LISTS, RL)
+        assert r.status == 201, r
+        assert c.get(ALICE_RL).body == LISTS.encode()
+        el = '<entry uri="sip:dave@b.example"/>'
+        r2 = c.put(FRIENDS + '/entry[@uri="sip:dave@b.example"]', el, "application/xcap-el+xml")
+        assert r2.status == 201 and r2.etag != r.etag
+        assert c.put(ALICE_RL, LISTS, RL, headers={"If-Match": f'"{r.etag}"'}).status == 412
+        rows = subprocess.run(psql + ["-c", "SELECT path, etag, size FROM imps_xcap"], check=True,
+                              capture_output=True, text=True).stdout.split()
+        doc = c.get(ALICE_RL)
+        assert rows == [f"{ALICE_RL}|{r2.etag}|{len(doc.body)}"], rows
+        assert c.delete(ALICE_RL).status == 200
+        assert subprocess.run(psql + ["-c", "SELECT count(*) FROM imps_xcap"], check=True,
+                              capture_output=True, text=True).stdout.strip() == "0"
+    finally:
+        if k:
+            k.stop()
+        pg.stop()
+        xcap.start()
+        imps_net.wait_port(HOST, PORT, "tcp")

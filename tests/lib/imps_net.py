@@ -319,12 +319,112 @@ def make_xcap_db(path=None, demo=False, provision=True):
                     ["imps_xcap-create.sql"] + (["imps_xcap-demo.sql"] if provision else []))
 
 
-def xcap_a(workdir, defines=None, demo=False):
-    """The List and Policy Server (XCAP over HTTP; HTTPS with WITH_TLS); outside the demo it
-    uses the tests' database file (XCAP_TEST_DB)."""
+def make_test_pki(directory, host=None, reuse=False, days=30):
+    """A throwaway CA and a server certificate for host (IMPS_IP_A; subjectAltName IP:host)
+    signed by it, made with openssl in directory (never committed); returns the CA's path.
+    The files: ca.pem (what a client trusts), ca-key.pem, server-cert.pem, server-key.pem.
+    reuse: keep the files already there while the certificate verifies against the CA for
+    another day (make run: the CA a user trusts stays across runs)."""
+    host = host or PLAN["IMPS_IP_A"]
+    ca, ca_key = os.path.join(directory, "ca.pem"), os.path.join(directory, "ca-key.pem")
+    cert, key = os.path.join(directory, "server-cert.pem"), os.path.join(directory, "server-key.pem")
+
+    def openssl(*args):
+        out = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args)}: {out.stderr}")
+        return out.stdout
+
+    if reuse and all(os.path.exists(f) for f in (ca, ca_key, cert, key)):
+        try:
+            openssl("verify", "-CAfile", ca, cert)
+            openssl("x509", "-in", cert, "-noout", "-checkend", "86400")
+            if f"IP Address:{host}" in openssl("x509", "-in", cert, "-noout", "-ext", "subjectAltName"):
+                return ca
+        except RuntimeError:
+            pass
+    os.makedirs(directory, exist_ok=True)  # the keys are 0600, the CA readable
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", str(days), "-sha256",
+            "-subj", "/O=IMPS test/CN=IMPS throwaway test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    csr, ext = os.path.join(directory, "server.csr"), os.path.join(directory, "server.ext")
+    openssl("req", "-new", *ec, "-keyout", key, "-out", csr, "-subj", f"/O=IMPS test/CN={host}")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName=IP:{host}\nbasicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", cert, "-days", str(days), "-sha256", "-extfile", ext)
+    for f in (csr, ext, os.path.join(directory, "ca.srl")):
+        if os.path.exists(f):
+            os.unlink(f)
+    for f in (ca_key, key):
+        os.chmod(f, 0o600)
+    return ca
+
+
+def xcap_tls_cfg_path():
+    """The tls module's config file cfg/xcap.cfg names (modparam tls config, with WITH_TLS)."""
+    return os.path.join(PLAN["IMPS_RUN_DIR"], "xcap-tls.cfg")
+
+
+def write_xcap_tls_cfg(pki_dir, path=None):
+    """The tls module's config file for the XCAP server: the server certificate of pki_dir
+    (make_test_pki), TLSv1.2 or newer, no client certificates (users authenticate with
+    Digest)."""
+    path = path or xcap_tls_cfg_path()
+    cert = os.path.join(os.path.abspath(pki_dir), "server-cert.pem")
+    key = os.path.join(os.path.abspath(pki_dir), "server-key.pem")
+    ca = os.path.join(os.path.abspath(pki_dir), "ca.pem")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(f"""# written by tests/lib/imps_net.py (write_xcap_tls_cfg) for cfg/xcap.cfg
+[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = {cert}
+private_key = {key}
+
+# the XCAP server opens no TLS connection; a profile for completeness
+[client:default]
+method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+ca_list = {ca}
+""")
+    return path
+
+
+class XcapServer(Kamailio):
+    """The XCAP server's Kamailio; with tls, every start (re)writes the tls module's config
+    file for its PKI first (another instance may have written it since)."""
+
+    tls = False
+    pki_dir = None
+    cafile = None
+
+    def start(self, timeout=15.0):
+        if self.tls:
+            write_xcap_tls_cfg(self.pki_dir)
+        return super().start(timeout)
+
+
+def xcap_a(workdir, defines=None, demo=False, tls=False, pki_dir=None):
+    """The List and Policy Server (XCAP over HTTP); outside the demo it uses the tests' database
+    file (XCAP_TEST_DB). tls: HTTPS too (WITH_TLS, on IMPS_XCAP_A_TLS_PORT), with a throwaway
+    CA and server certificate made in pki_dir (default: workdir/xcap-pki; kept there when
+    still valid); the server's cafile attribute names the CA a client must trust."""
     d = dict(defines or {})
     if not demo:
         d.setdefault("XCAP_TEST_DB", None)
-    k = Kamailio("xcap", "xcap-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_XCAP_A_PORT"])), workdir, d)
+    k = XcapServer("xcap", "xcap-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_XCAP_A_PORT"])), workdir, d)
     k.pkg_mb = 64  # a 1 MiB document is copied a few times while a request is handled
+    if tls:
+        k.defines.setdefault("WITH_TLS", None)
+        k.tls = True
+        k.tls_port = int(PLAN["IMPS_XCAP_A_TLS_PORT"])
+        k.pki_dir = pki_dir or os.path.join(workdir, "xcap-pki")
+        k.cafile = make_test_pki(k.pki_dir, reuse=True)
     return k
