@@ -1,0 +1,211 @@
+#include "pres_rules.hpp"
+
+#include "engine.hpp"
+#include "pidf.hpp"
+
+#include "imps/sip_text.hpp"
+#include "imps/xml_parse.hpp"
+
+#include <cstring>
+
+namespace imps::presence {
+namespace {
+
+const char *kCp = "urn:ietf:params:xml:ns:common-policy";
+const char *kPr = "urn:ietf:params:xml:ns:pres-rules";
+const char *kOmaCp = "urn:oma:xml:xdm:common-policy";
+
+std::string str_of(const xmlChar *s) { return s ? reinterpret_cast<const char *>(s) : ""; }
+
+bool is(xmlNodePtr n, const char *ns, const char *local = nullptr)
+{
+	return n && n->type == XML_ELEMENT_NODE && n->ns && str_of(n->ns->href) == ns
+			&& (!local || str_of(n->name) == local);
+}
+
+std::string prop(xmlNodePtr n, const char *name)
+{
+	xmlChar *v = xmlGetNoNsProp(n, BAD_CAST name);
+	std::string s = str_of(v);
+	if (v) xmlFree(v);
+	return s;
+}
+
+std::string text(xmlNodePtr n)
+{
+	xmlChar *v = xmlNodeGetContent(n);
+	std::string s = trim(str_of(v));
+	if (v) xmlFree(v);
+	return s;
+}
+
+// "sip:User@Host" -> "user@host" without the scheme, host lowercased (the user part too:
+// as the SQL rules compare, case-insensitively)
+std::string identity(std::string_view uri)
+{
+	std::string s = lower(trim(std::string(uri)));
+	for (const char *scheme : {"sip:", "sips:", "pres:", "tel:"})
+		if (s.rfind(scheme, 0) == 0) {
+			s = s.substr(std::strlen(scheme));
+			break;
+		}
+	size_t cut = s.find_first_of(";?>");
+	if (cut != std::string::npos) s = s.substr(0, cut);
+	return s;
+}
+
+std::string domain_of(const std::string &id)
+{
+	size_t at = id.rfind('@');
+	return at == std::string::npos ? id : id.substr(at + 1);
+}
+
+void read_set(xmlNodePtr parent, const char *all, bool &all_flag,
+		std::set<std::pair<std::string, std::string>> &set)
+{
+	for (xmlNodePtr c = parent->children; c; c = c->next) {
+		if (!is(c, kPr)) continue;
+		std::string name = str_of(c->name);
+		if (name == all) all_flag = true;
+		else set.emplace(name, text(c));
+	}
+}
+
+void read_rule(xmlNodePtr r, PresRule &pr)
+{
+	pr.id = prop(r, "id");
+	for (xmlNodePtr part = r->children; part; part = part->next) {
+		if (!is(part, kCp)) continue;
+		std::string kind = str_of(part->name);
+		for (xmlNodePtr c = part->children; c; c = c->next) {
+			if (c->type != XML_ELEMENT_NODE) continue;
+			if (kind == "conditions") {
+				if (is(c, kCp, "identity")) {
+					pr.has_identity = true;
+					for (xmlNodePtr i = c->children; i; i = i->next) {
+						if (is(i, kCp, "one")) {
+							pr.ones.push_back(identity(prop(i, "id")));
+						} else if (is(i, kCp, "many")) {
+							PresRule::Many m;
+							m.domain = lower(prop(i, "domain"));
+							for (xmlNodePtr e = i->children; e; e = e->next)
+								if (is(e, kCp, "except")) {
+									if (!prop(e, "id").empty()) m.except_ids.push_back(identity(prop(e, "id")));
+									if (!prop(e, "domain").empty()) m.except_domains.push_back(lower(prop(e, "domain")));
+								}
+							pr.manys.push_back(std::move(m));
+						}
+					}
+				} else if (is(c, kCp, "validity")) {
+					long long from = 0;
+					for (xmlNodePtr v = c->children; v; v = v->next) {
+						long long ms = 0;
+						if (is(v, kCp, "from") && parse_datetime(text(v), ms)) from = ms / 1000;
+						else if (is(v, kCp, "until") && parse_datetime(text(v), ms))
+							pr.validity.emplace_back(from, ms / 1000);
+					}
+					if (pr.validity.empty()) pr.unsupported = true;
+				} else if (is(c, kOmaCp, "other-identity")) {
+					pr.other_identity = true;
+				} else {
+					// sphere, OMA external-list and anonymous-request, extensions: this
+					// server cannot tell, so the condition is false (RFC 4745 section 7)
+					pr.unsupported = true;
+				}
+			} else if (kind == "actions") {
+				if (is(c, kPr, "sub-handling")) {
+					std::string v = text(c);
+					pr.sub_handling = v == "allow" ? 30 : v == "polite-block" ? 20 : v == "confirm" ? 10 : 0;
+				}
+			} else if (kind == "transformations" && is(c, kPr)) {
+				std::string name = str_of(c->name);
+				if (name == "provide-services") read_set(c, "all-services", pr.all_services, pr.services);
+				else if (name == "provide-persons") read_set(c, "all-persons", pr.all_persons, pr.persons);
+				else if (name == "provide-devices") read_set(c, "all-devices", pr.all_devices, pr.devices);
+				else if (name == "provide-all-attributes") pr.all_attributes = true;
+				else if (name.rfind("provide-", 0) == 0 && text(c) != "false") pr.attributes.insert(name.substr(8));  // true, or user-input's bare/thresholds/full
+			}
+		}
+	}
+}
+
+bool identity_matches(const PresRule &r, const std::string &w)
+{
+	for (const auto &o : r.ones)
+		if (o == w) return true;
+	const std::string d = domain_of(w);
+	for (const auto &m : r.manys) {
+		if (!m.domain.empty() && m.domain != d) continue;
+		bool excepted = false;
+		for (const auto &e : m.except_ids) excepted |= e == w;
+		for (const auto &e : m.except_domains) excepted |= e == d;
+		if (!excepted) return true;
+	}
+	return false;
+}
+
+}  // namespace
+
+bool parse_pres_rules(std::string_view xml, PresRules &out, std::string *why)
+{
+	auto p = imps::xml::parse_safe(xml);
+	if (!p.ok) {
+		if (why) *why = "not well-formed";
+		return false;
+	}
+	xmlNodePtr root = xmlDocGetRootElement(p.doc.get());
+	if (!is(root, kCp, "ruleset")) {
+		if (why) *why = "the root is not a common-policy ruleset";
+		return false;
+	}
+	out.rules.clear();
+	for (xmlNodePtr r = root->children; r; r = r->next)
+		if (is(r, kCp, "rule")) {
+			PresRule pr;
+			read_rule(r, pr);
+			out.rules.push_back(std::move(pr));
+		}
+	return true;
+}
+
+Grant evaluate(const PresRules &rules, std::string_view watcher, long long now)
+{
+	const std::string w = identity(watcher);
+	// OMA other-identity: true when no identity condition of any rule names the watcher
+	bool named = false;
+	for (const auto &r : rules.rules)
+		if (r.has_identity && identity_matches(r, w)) named = true;
+	Grant g;
+	for (const auto &r : rules.rules) {
+		if (r.unsupported) continue;
+		if (r.has_identity && !identity_matches(r, w)) continue;
+		if (r.other_identity && named) continue;
+		if (!r.validity.empty()) {
+			bool in = false;
+			for (const auto &[from, until] : r.validity) in |= now >= from && now < until;
+			if (!in) continue;
+		}
+		g.matched = true;
+		g.sub_handling = std::max(g.sub_handling, r.sub_handling);
+		g.all_services |= r.all_services;
+		g.all_persons |= r.all_persons;
+		g.all_devices |= r.all_devices;
+		g.all_attributes |= r.all_attributes;
+		g.services.insert(r.services.begin(), r.services.end());
+		g.persons.insert(r.persons.begin(), r.persons.end());
+		g.devices.insert(r.devices.begin(), r.devices.end());
+		g.attributes.insert(r.attributes.begin(), r.attributes.end());
+	}
+	return g;
+}
+
+std::optional<Action> decision(const Grant &g)
+{
+	if (!g.matched) return std::nullopt;
+	if (g.sub_handling >= 30) return Action::Allow;
+	if (g.sub_handling >= 20) return Action::PoliteBlock;
+	if (g.sub_handling >= 10) return Action::Confirm;
+	return Action::Block;
+}
+
+}  // namespace imps::presence
