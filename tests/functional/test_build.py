@@ -41,7 +41,7 @@ def test_modules_carry_the_installed_binarys_version_and_flags():
 
 def test_role_scripts_pass_kamailio_check_with_every_module_loaded():
     # the role scripts and the AAA test harness cfg: every module is loaded by one of them
-    cfgs = [os.path.join(imps_net.CFG_DIR, f"{role}.cfg") for role in ("edge", "hsp", "presence")]
+    cfgs = [os.path.join(imps_net.CFG_DIR, f"{role}.cfg") for role in ("edge", "hsp", "presence", "xcap")]
     cfgs.append(os.path.join(ROOT, "tests", "functional", "aaa", "aaa-test.cfg"))
     loaded = set()
     for cfg in cfgs:
