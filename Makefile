@@ -183,6 +183,7 @@ bench: $(DEPS_STAMP) all
 	$(PYTHON) tests/bench/bench_aaa_down.py
 	$(PYTHON) tests/bench/bench_presence.py
 	$(PYTHON) tests/bench/bench_reauth.py
+	$(PYTHON) tests/bench/bench_xcap.py
 
 install: all
 	install -d $(DESTDIR)$(MODDIR) $(DESTDIR)$(CFGDIR) $(DESTDIR)$(DOCDIR)
