@@ -45,7 +45,7 @@ static const char *refusal_names[] = {"not-well-formed", "not-xml-frag", "no-par
 		"schema-validation-error", "not-xml-att-value", "cannot-insert", "cannot-delete",
 		"uniqueness-failure", "constraint-failure", "not-utf-8", "media-type", "precondition",
 		"too-large", "forbidden", "auth", "method", "uri", "auid", "storage", "extension", 0};
-#define N_REFUSALS 20
+#define N_REFUSALS (sizeof(refusal_names) / sizeof(refusal_names[0]) - 1)
 static stat_var *st_refused[N_REFUSALS];
 
 static stat_export_t mod_stats[] = {

@@ -15,7 +15,7 @@ const char *kCp = "urn:ietf:params:xml:ns:common-policy";
 const char *kPr = "urn:ietf:params:xml:ns:pres-rules";
 const char *kOmaCp = "urn:oma:xml:xdm:common-policy";
 
-std::string str_of(const xmlChar *s) { return s ? reinterpret_cast<const char *>(s) : ""; }
+using imps::xml::str_of;
 
 bool is(xmlNodePtr n, const char *ns, const char *local = nullptr)
 {
@@ -39,19 +39,16 @@ std::string text(xmlNodePtr n)
 	return s;
 }
 
-// "sip:User@Host" -> "user@host" without the scheme, host lowercased (the user part too:
-// as the SQL rules compare, case-insensitively)
+// "sip:User@Host;p" or "User@Host" -> "user@host": uri_identity's canonical form (params
+// dropped, host lowercased), the user lowercased too, as the SQL rules compare; another
+// scheme (tel:) as written, lowercased
 std::string identity(std::string_view uri)
 {
-	std::string s = lower(trim(std::string(uri)));
-	for (const char *scheme : {"sip:", "sips:", "pres:", "tel:"})
-		if (s.rfind(scheme, 0) == 0) {
-			s = s.substr(std::strlen(scheme));
-			break;
-		}
-	size_t cut = s.find_first_of(";?>");
-	if (cut != std::string::npos) s = s.substr(0, cut);
-	return s;
+	std::string s = trim(std::string(uri));
+	size_t colon = s.find(':'), at = s.find('@');
+	if (colon == std::string::npos || (at != std::string::npos && at < colon)) s = "sip:" + s;
+	std::string id = uri_identity(s);
+	return lower(id.empty() ? s : id);
 }
 
 std::string domain_of(const std::string &id)

@@ -23,7 +23,7 @@ const char *kOmaPr = "urn:oma:xml:prs:pres-rules";
 const char *kCaps = "urn:ietf:params:xml:ns:xcap-caps";
 const char *kDir = "urn:oma:xml:xdm:xcap-directory";
 
-std::string str_of(const xmlChar *s) { return s ? reinterpret_cast<const char *>(s) : ""; }
+using imps::xml::str_of;
 
 bool in_ns(xmlNodePtr n, const char *ns, const char *local)
 {

@@ -140,11 +140,6 @@ int imps_xcap_handle(const imps_xcap_request_t *rq, imps_xcap_response_t *rs) no
 				r.role = Role::Anonymous;
 		}
 		g_core->last = g_core->server->handle(r);
-	} catch (const std::exception &e) {
-		g_core->last = Response{};
-		g_core->last.status = 500;
-		g_core->last.reason = "Internal Server Error";
-		g_core->last.refused = "internal";
 	} catch (...) {
 		g_core->last = Response{};
 		g_core->last.status = 500;

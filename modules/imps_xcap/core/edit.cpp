@@ -2,6 +2,8 @@
 
 #include "imps_xcap/core/app_usage.hpp"
 
+#include "imps/sip_text.hpp"
+
 #include <cctype>
 #include <cstdio>
 #include <functional>
@@ -16,15 +18,7 @@ bool name_char(char c)
 	return std::isalnum(u) || c == '_' || c == ':' || c == '-' || c == '.' || u >= 0x80;
 }
 
-std::string trim(const std::string &s)
-{
-	size_t b = 0, e = s.size();
-	while (b < e && space(s[b])) ++b;
-	while (e > b && space(s[e - 1])) --e;
-	return s.substr(b, e - b);
-}
-
-std::string str_of(const xmlChar *s) { return s ? reinterpret_cast<const char *>(s) : ""; }
+using imps::xml::str_of;
 
 // one step of a node selector as URI text
 std::string step_text(const Step &s)
@@ -66,15 +60,16 @@ Edit status(int st, const std::string &phrase)
 	return e;
 }
 
-// the element at position i in document order
-xmlNodePtr element_at(xmlDocPtr doc, size_t i)
+// Calls visit(element, its position in document order) for every element of doc until it
+// returns true; that element, or nullptr.
+xmlNodePtr walk_elements(xmlDocPtr doc, const std::function<bool(xmlNodePtr, size_t)> &visit)
 {
 	size_t n = 0;
 	xmlNodePtr found = nullptr;
 	std::function<void(xmlNodePtr)> walk = [&](xmlNodePtr p) {
 		for (xmlNodePtr c = p->children; c && !found; c = c->next) {
 			if (c->type != XML_ELEMENT_NODE) continue;
-			if (n++ == i) {
+			if (visit(c, n++)) {
 				found = c;
 				return;
 			}
@@ -83,6 +78,12 @@ xmlNodePtr element_at(xmlDocPtr doc, size_t i)
 	};
 	walk(reinterpret_cast<xmlNodePtr>(doc));
 	return found;
+}
+
+// the element at position i in document order
+xmlNodePtr element_at(xmlDocPtr doc, size_t i)
+{
+	return walk_elements(doc, [i](xmlNodePtr, size_t n) { return n == i; });
 }
 
 // The spliced text parsed; the element starting at offset `at` (npos: none) found again.
@@ -242,20 +243,12 @@ bool scan_elements(std::string_view t, std::vector<ElementSpan> &out)
 
 size_t element_index(xmlDocPtr doc, xmlNodePtr target)
 {
-	size_t n = 0, found = static_cast<size_t>(-1);
-	std::function<void(xmlNodePtr)> walk = [&](xmlNodePtr p) {
-		for (xmlNodePtr c = p->children; c && found == static_cast<size_t>(-1); c = c->next) {
-			if (c->type != XML_ELEMENT_NODE) continue;
-			if (c == target) {
-				found = n;
-				return;
-			}
-			++n;
-			walk(c);
-		}
-	};
-	walk(reinterpret_cast<xmlNodePtr>(doc));
-	return found;
+	size_t at = static_cast<size_t>(-1);
+	walk_elements(doc, [&](xmlNodePtr e, size_t n) {
+		if (e == target) at = n;
+		return e == target;
+	});
+	return at;
 }
 
 bool read_node(const std::string &text, xmlDocPtr doc, const Target &t, std::string &out, int *st)

@@ -1,5 +1,7 @@
 #include "selector.hpp"
 
+#include "imps/xml_parse.hpp"
+
 #include <cctype>
 #include <cstring>
 #include <set>
@@ -151,7 +153,7 @@ bool read_attr_test(Reader &r, Step &s)
 	return true;
 }
 
-std::string str_of(const xmlChar *s) { return s ? reinterpret_cast<const char *>(s) : ""; }
+using imps::xml::str_of;
 
 bool is_element(xmlNodePtr n) { return n && n->type == XML_ELEMENT_NODE; }
 

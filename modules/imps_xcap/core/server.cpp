@@ -3,6 +3,7 @@
 #include "imps_xcap/core/edit.hpp"
 
 #include "imps/hash.hpp"
+#include "imps/sip_text.hpp"
 #include "imps/xml_parse.hpp"
 
 #include <libxml/parser.h>
@@ -25,13 +26,7 @@ constexpr const char *kAttMime = "application/xcap-att+xml";
 constexpr const char *kNsMime = "application/xcap-ns+xml";
 constexpr int kStoreRetries = 5;
 
-std::string str_of(const xmlChar *s) { return s ? reinterpret_cast<const char *>(s) : ""; }
-
-std::string lower(std::string s)
-{
-	for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-	return s;
-}
+using imps::xml::str_of;
 
 // "type/subtype" of a Content-Type value, lowercase, without parameters
 std::string mime_base(const std::string &ct)
@@ -274,10 +269,11 @@ Response Server::handle(const Request &req)
 bool Server::generated(const Ctx &c, std::string &body, Response &err)
 {
 	using K = AppUsage::Kind;
-	if (c.au->kind == K::Caps) body = caps_document();
-	else if (c.au->kind == K::Directory) body = directory(c.uri.xui, err);
-	else body = rls_index(err);
-	return err.status == 500 && err.reason.empty();
+	if (c.au->kind == K::Caps) {
+		body = caps_document();
+		return true;
+	}
+	return c.au->kind == K::Directory ? directory(c.uri.xui, body, err) : rls_index(body, err);
 }
 
 std::string Server::caps_document() const
@@ -294,17 +290,17 @@ std::string Server::caps_document() const
 	return b + "  </namespaces>\n</xcap-caps>\n";
 }
 
-std::string Server::rls_index(Response &err)
+bool Server::rls_index(std::string &b, Response &err)
 {
 	std::vector<DocInfo> docs;
 	if (store_.list("rls-services", "", docs) != StoreResult::Ok) {
 		err = simple(503, "Service Unavailable (storage)", "storage");
 		err.headers.emplace_back("Retry-After", "5");
-		return "";
+		return false;
 	}
-	std::sort(docs.begin(), docs.end(), [](const DocInfo &a, const DocInfo &b) { return a.path < b.path; });
-	std::string b = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-					"<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\">";
+	std::sort(docs.begin(), docs.end(), [](const DocInfo &x, const DocInfo &y) { return x.path < y.path; });
+	b = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\">";
 	for (const auto &d : docs) {
 		if (d.path.rfind("rls-services/users/", 0) != 0) continue;
 		StoredDoc sd;
@@ -316,20 +312,21 @@ std::string Server::rls_index(Response &err)
 			if (s->type == XML_ELEMENT_NODE && str_of(s->name) == "service")
 				b += dump_node(p.doc.get(), s);
 	}
-	return b + "</rls-services>\n";
+	b += "</rls-services>\n";
+	return true;
 }
 
-std::string Server::directory(const std::string &xui, Response &err)
+bool Server::directory(const std::string &xui, std::string &b, Response &err)
 {
 	std::vector<DocInfo> docs;
 	if (store_.list("", xui, docs) != StoreResult::Ok) {
 		err = simple(503, "Service Unavailable (storage)", "storage");
 		err.headers.emplace_back("Retry-After", "5");
-		return "";
+		return false;
 	}
-	std::sort(docs.begin(), docs.end(), [](const DocInfo &a, const DocInfo &b) { return a.path < b.path; });
-	std::string b = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-					"<xcap-directory xmlns=\"urn:oma:xml:xdm:xcap-directory\">\n";
+	std::sort(docs.begin(), docs.end(), [](const DocInfo &x, const DocInfo &y) { return x.path < y.path; });
+	b = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<xcap-directory xmlns=\"urn:oma:xml:xdm:xcap-directory\">\n";
 	for (const auto &u : usages_.all()) {
 		if (u->kind != AppUsage::Kind::Stored) continue;
 		std::string entries;
@@ -344,7 +341,8 @@ std::string Server::directory(const std::string &xui, Response &err)
 		}
 		b += "  <folder auid=\"" + esc(u->auid) + "\">\n" + entries + "  </folder>\n";
 	}
-	return b + "</xcap-directory>\n";
+	b += "</xcap-directory>\n";
+	return true;
 }
 
 Response Server::get(Ctx &c)

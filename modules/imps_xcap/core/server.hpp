@@ -108,10 +108,10 @@ private:
 	Response get(Ctx &c);
 	Response put(Ctx &c);
 	Response del(Ctx &c);
-	Response get_generated(Ctx &c, const std::string &body);
+	// false: err is the answer (the documents behind them cannot be read)
 	bool generated(const Ctx &c, std::string &body, Response &err);
-	std::string rls_index(Response &err);
-	std::string directory(const std::string &xui, Response &err);
+	bool rls_index(std::string &body, Response &err);
+	bool directory(const std::string &xui, std::string &body, Response &err);
 	// validates the document a change makes; fills resp with the 409 when refused
 	bool validate(const Ctx &c, xmlDocPtr doc, Response &resp);
 	bool store(Ctx &c, const std::string &body, Response &resp);

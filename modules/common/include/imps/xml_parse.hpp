@@ -6,6 +6,7 @@
 #include <libxml/tree.h>
 
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace imps::xml {
@@ -27,5 +28,8 @@ struct Parsed {
 
 // The caller bounds the size first; an empty body is not well-formed.
 Parsed parse_safe(std::string_view body);
+
+// libxml2's text (a name, an href, a property) as a string; "" for none.
+inline std::string str_of(const xmlChar *s) { return s ? reinterpret_cast<const char *>(s) : ""; }
 
 }  // namespace imps::xml
