@@ -40,6 +40,11 @@ extern str xcap_table;
 int storage_init(void); /* mod_init: table and version */
 extern imps_xcap_storage_ops_t storage_ops;
 
+/* api.c: bind_imps_xcap (imps_xcap_api.h) */
+int bind_imps_xcap(void *api);
+int api_init(void);
+void api_forked(void);
+
 /* rpc.c */
 extern rpc_export_t xcap_rpc_cmds[];
 

@@ -63,6 +63,18 @@ int imps_xcap_list(imps_str_t xui, imps_xcap_info_sink_f sink, void *ctx) IMPS_N
  * an admin: body and ETag (fetch), or deleted; 0 ok, 1 not found, -1 error */
 int imps_xcap_show(imps_str_t path, imps_xcap_doc_sink_f sink, void *ctx) IMPS_NOEXCEPT;
 int imps_xcap_delete(imps_str_t path) IMPS_NOEXCEPT;
+/* bind_imps_xcap: a GET as a trusted reader (path below the root, node selector allowed):
+ * the status, sink called with body, ETag and content type on 200; -1 failure */
+int imps_xcap_read(imps_str_t path,
+		void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type),
+		void *ctx) IMPS_NOEXCEPT;
+/* the documents of one usage (auid "" every one) and owner (xui "" every one): 0, -1 */
+int imps_xcap_list_usage(imps_str_t auid, imps_str_t xui, imps_xcap_info_sink_f sink,
+		void *ctx) IMPS_NOEXCEPT;
+/* the function every stored change is reported to (path, old ETag "" created, new ETag ""
+ * deleted), in the process that made it */
+void imps_xcap_set_change(void (*changed)(imps_str_t path, imps_str_t old_etag,
+		imps_str_t new_etag)) IMPS_NOEXCEPT;
 /* the generated xcap-caps document (RPC and logs) */
 imps_str_t imps_xcap_caps(void) IMPS_NOEXCEPT;
 

@@ -69,6 +69,7 @@ static stat_export_t mod_stats[] = {
 static cmd_export_t cmds[] = {
 	{"imps_xcap_handle", (cmd_function)w_handle, 0, 0, 0, EVENT_ROUTE | REQUEST_ROUTE},
 	{"imps_xcap_trusted", (cmd_function)w_trusted, 0, 0, 0, ANY_ROUTE},
+	{"bind_imps_xcap", (cmd_function)bind_imps_xcap, 0, 0, 0, 0},
 	{0, 0, 0, 0, 0, 0}
 };
 
@@ -209,6 +210,8 @@ static int mod_init(void)
 		LM_ERR("cannot start the XCAP core: %s\n", err);
 		return -1;
 	}
+	if(api_init() < 0)
+		return -1;
 	LM_INFO("XCAP root %s (path %.*s), documents up to %d bytes\n", xcap_root, root_path.len,
 			root_path.s, max_doc_size);
 	return 0;
@@ -217,6 +220,7 @@ static int mod_init(void)
 static int child_init(int rank)
 {
 	/* every process opens its database connection on first use (storage_db.c) */
+	api_forked();
 	return 0;
 }
 

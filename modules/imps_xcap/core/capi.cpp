@@ -210,6 +210,55 @@ int imps_xcap_delete(imps_str_t path) noexcept
 	}
 }
 
+int imps_xcap_read(imps_str_t path,
+		void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type),
+		void *ctx) noexcept
+{
+	if (!g_core) return -1;
+	try {
+		Request r;
+		r.method = "GET";
+		std::string full = str(path);
+		size_t q = full.find('?');
+		r.path = full.substr(0, q);
+		if (q != std::string::npos) r.query = full.substr(q + 1);
+		r.role = Role::Reader;
+		Response resp = g_core->server->handle(r);
+		if (resp.status == 200) sink(ctx, s_of(resp.body), s_of(resp.etag), s_of(resp.content_type));
+		return resp.status;
+	} catch (...) {
+		return -1;
+	}
+}
+
+int imps_xcap_list_usage(imps_str_t auid, imps_str_t xui, imps_xcap_info_sink_f sink, void *ctx) noexcept
+{
+	if (!g_core) return -1;
+	try {
+		std::vector<DocInfo> docs;
+		if (g_core->store->list(str(auid), str(xui), docs) != StoreResult::Ok) return -1;
+		for (const auto &d : docs)
+			sink(ctx, s_of(d.path), s_of(d.etag), d.modified, static_cast<long long>(d.size));
+		return 0;
+	} catch (...) {
+		return -1;
+	}
+}
+
+void imps_xcap_set_change(void (*changed)(imps_str_t, imps_str_t, imps_str_t)) noexcept
+{
+	if (!g_core) return;
+	try {
+		if (!changed) {
+			g_core->server->on_change(nullptr);
+			return;
+		}
+		g_core->server->on_change([changed](const std::string &path, const std::string &old_etag,
+				const std::string &new_etag) { changed(s_of(path), s_of(old_etag), s_of(new_etag)); });
+	} catch (...) {
+	}
+}
+
 imps_str_t imps_xcap_caps(void) noexcept
 {
 	if (!g_core) return imps_str_t{"", 0};
