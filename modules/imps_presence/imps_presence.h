@@ -68,6 +68,22 @@ void account_cb(imps_str_t watcher, imps_str_t sid, int start);
 /* rpc.c */
 extern rpc_export_t presence_rpc_cmds[];
 
+/* xcap.c: imps_xcap in the same Kamailio */
+extern int xcap_bound;
+int xcap_bind(void);
+int xcap_get_cb(imps_str_t path,
+		void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type),
+		void *ctx);
+int xcap_list_cb(imps_str_t auid, imps_str_t xui,
+		void (*sink)(void *ctx, imps_str_t path, imps_str_t etag, long long modified,
+				long long size),
+		void *ctx);
+unsigned long xcap_generation_cb(void);
+const char *xcap_bound_root(void);
+
+/* imps_presence_mod.c */
+int open_core(void);
+
 /* api.c */
 int bind_imps_presence(void *api);
 int deliver_local(const imps_presence_local_t *l);

@@ -76,6 +76,17 @@ typedef struct imps_presence_host {
 	int (*deliver_local)(const imps_presence_local_t *n);
 	/* accounting Start (start = 1) or Stop of a subscription; may be NULL */
 	void (*account)(imps_str_t watcher, imps_str_t sid, int start);
+	/* the List and Policy Server in this Kamailio (bind_imps_xcap); NULL when not loaded:
+	 * a GET as a trusted reader (the status, -1 failure; sink on 200), the documents of an
+	 * owner, the shared count of stored changes */
+	int (*xcap_get)(imps_str_t path,
+			void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type),
+			void *ctx);
+	int (*xcap_list)(imps_str_t auid, imps_str_t xui,
+			void (*sink)(void *ctx, imps_str_t path, imps_str_t etag, long long modified,
+					long long size),
+			void *ctx);
+	unsigned long (*xcap_generation)(void);
 } imps_presence_host_t;
 
 typedef struct imps_presence_config {
@@ -99,7 +110,16 @@ typedef struct imps_presence_config {
 	int notify_busy_ms;           /* longest wait for a NOTIFY's final response */
 	const char *node;             /* this node's name (no spaces) */
 	long long epoch;              /* when this node started (ms) */
+	/* users' pres-rules: IMPS_POLICY_* ; the XCAP root (HTTP), the source address, timeout,
+	 * how long a copy is used (HTTP) */
+	int policy_mode;
+	const char *xcap_root;
+	const char *xcap_interface;
+	int xcap_timeout_ms;
+	int xcap_cache_ttl_ms;
+	int xcap_diff; /* offer the xcap-diff package (imps_xcap in this Kamailio) */
 } imps_presence_config_t;
+enum { IMPS_POLICY_OFF = 0, IMPS_POLICY_LOCAL = 1, IMPS_POLICY_HTTP = 2 };
 
 typedef struct imps_presence_publish {
 	int has_event;
@@ -121,6 +141,8 @@ typedef struct imps_presence_subscribe {
 	imps_str_t presentity; /* the Request-URI's (initial SUBSCRIBE) */
 	imps_str_t watcher;
 	imps_str_t display_name;
+	imps_str_t content_type; /* of the body, lower case without parameters */
+	imps_str_t body;
 	long long now;
 	long long now_ms;
 } imps_presence_subscribe_t;
@@ -159,6 +181,11 @@ typedef struct imps_presence_rule_row {
 	imps_str_t action;
 } imps_presence_rule_row_t;
 int imps_presence_rules_snapshot(const imps_presence_rule_row_t *rows, size_t n) IMPS_NOEXCEPT;
+
+/* a stored change of the List and Policy Server in this process (imps_xcap's callback) */
+void imps_presence_document_changed(imps_str_t path, imps_str_t old_etag, imps_str_t new_etag) IMPS_NOEXCEPT;
+/* the pres-rules copies read over HTTP so far in this process (RPC) */
+long long imps_presence_policy_requests(void) IMPS_NOEXCEPT;
 
 /* 1 ended, 0 unknown, -1 failure */
 int imps_presence_terminate(imps_str_t sid) IMPS_NOEXCEPT;

@@ -57,6 +57,13 @@ static int notify_busy_timeout = 35;  /* s: longest wait for a NOTIFY's final re
 static char *node_id = "";            /* "" : the first listening socket */
 static long long epoch_ms = 0;
 static int lock_set_size = 0; /* accepted for old configurations; nothing is locked any more */
+static int pres_rules = 1;          /* users' pres-rules from the List and Policy Server */
+static char *xcap_root = "";        /* its root over HTTP when imps_xcap is not loaded here */
+static char *xcap_interface = "";   /* the source address of those reads (a trusted reader) */
+static int xcap_timeout = 2000;     /* ms */
+static int xcap_cache_ttl = 30;     /* s: a copy read over HTTP is used this long */
+static int xcap_diff = 1;           /* the xcap-diff package, with imps_xcap loaded here */
+static int policy_mode = IMPS_POLICY_OFF;
 
 imps_aaa_api_t aaa_api;
 tm_api_t tmb;
@@ -130,6 +137,12 @@ static param_export_t params[] = {
 	{"notify_timeout_action", PARAM_INT, &notify_timeout_action},
 	{"notify_busy_timeout", PARAM_INT, &notify_busy_timeout},
 	{"node_id", PARAM_STRING, &node_id},
+	{"pres_rules", PARAM_INT, &pres_rules},
+	{"xcap_root", PARAM_STRING, &xcap_root},
+	{"xcap_interface", PARAM_STRING, &xcap_interface},
+	{"xcap_timeout", PARAM_INT, &xcap_timeout},
+	{"xcap_cache_ttl", PARAM_INT, &xcap_cache_ttl},
+	{"xcap_diff", PARAM_INT, &xcap_diff},
 	{0, 0, 0}
 };
 
@@ -175,7 +188,7 @@ static counter_val_t live_publications(void)
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
-static int open_core(void)
+int open_core(void)
 {
 	imps_presence_config_t cfg;
 	imps_presence_host_t host;
@@ -208,6 +221,12 @@ static int open_core(void)
 	cfg.notify_busy_ms = notify_busy_timeout * 1000;
 	cfg.node = imps_node_name(node_id, node_buf, sizeof(node_buf));
 	cfg.epoch = epoch_ms;
+	cfg.policy_mode = policy_mode;
+	cfg.xcap_root = policy_mode == IMPS_POLICY_LOCAL ? xcap_bound_root() : xcap_root;
+	cfg.xcap_interface = xcap_interface;
+	cfg.xcap_timeout_ms = xcap_timeout;
+	cfg.xcap_cache_ttl_ms = xcap_cache_ttl * 1000;
+	cfg.xcap_diff = xcap_bound && xcap_diff;
 	memset(&host, 0, sizeof(host));
 	host.log = imps_log_sink;
 	host.send_request = send_request;
@@ -215,6 +234,11 @@ static int open_core(void)
 	host.stat = stat_cb;
 	host.account = account_subscriptions ? account_cb : NULL;
 	host.deliver_local = deliver_local;
+	if(xcap_bound) {
+		host.xcap_get = xcap_get_cb;
+		host.xcap_list = xcap_list_cb;
+		host.xcap_generation = xcap_generation_cb;
+	}
 	return imps_presence_open(&cfg, &host);
 }
 
@@ -291,6 +315,21 @@ static int mod_init(void)
 	}
 	if(rules_db_init() < 0)
 		return -1;
+	/* users' pres-rules: in process when imps_xcap is loaded here, else over HTTP */
+	if(xcap_timeout < 1 || xcap_cache_ttl < 0) {
+		LM_ERR("xcap_timeout >= 1 (ms) and xcap_cache_ttl >= 0 (s) are required\n");
+		return -1;
+	}
+	if(xcap_bind() < 0)
+		return -1;
+	if(pres_rules && xcap_bound)
+		policy_mode = IMPS_POLICY_LOCAL;
+	else if(pres_rules && xcap_root[0])
+		policy_mode = IMPS_POLICY_HTTP;
+	if(policy_mode != IMPS_POLICY_OFF)
+		LM_INFO("users' pres-rules read %s%s\n",
+				policy_mode == IMPS_POLICY_LOCAL ? "in process from imps_xcap" : "over HTTP from ",
+				policy_mode == IMPS_POLICY_LOCAL ? "" : xcap_root);
 	if((completions = imps_cq_new()) == NULL) {
 		LM_ERR("cannot create the queue of NOTIFY responses\n");
 		return -1;

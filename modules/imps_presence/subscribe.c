@@ -5,6 +5,7 @@
 
 #include "core/dprint.h"
 #include "core/mem/shm_mem.h"
+#include "core/parser/parse_content.h"
 #include "core/parser/parse_uri.h"
 
 #include "imps_presence.h"
@@ -48,6 +49,7 @@ int ki_handle_subscribe(struct sip_msg *msg)
 	imps_presence_reply_t rep;
 	imps_subscribe_buf_t buf;
 	char pres[256], watcher[256];
+	str body = {0, 0}, ct;
 	const char *why = NULL;
 	int n, rc;
 
@@ -88,6 +90,27 @@ int ki_handle_subscribe(struct sip_msg *msg)
 	req.watcher.s = watcher;
 	req.watcher.len = n;
 	req.display_name = req.sub.dialog.display_name;
+	/* the body (xcap-diff: the URI list) and its type */
+	body.s = get_body(msg);
+	body.len = body.s ? msg->len - (int)(body.s - msg->buf) : 0;
+	if(msg->content_length && get_content_length(msg) < body.len)
+		body.len = get_content_length(msg);
+	if(body.len > 0) {
+		if(msg->content_type == NULL) {
+			imps_subscribe_buf_free(&buf);
+			return presence_reject(msg, 400, "Bad Request (body without Content-Type)");
+		}
+		ct = msg->content_type->body;
+		while(ct.len > 0 && (ct.s[0] == ' ' || ct.s[0] == '\t')) {
+			ct.s++;
+			ct.len--;
+		}
+		for(n = 0; n < ct.len && ct.s[n] != ';' && ct.s[n] != ' ' && ct.s[n] != '\t'; n++)
+			;
+		ct.len = n;
+		req.content_type = imps_str_of(ct);
+		req.body = imps_str_of(body);
+	}
 	req.now_ms = imps_now_ms();
 	req.now = req.now_ms / 1000;
 

@@ -153,6 +153,7 @@ Subscription parse_flat(const redisReply *r)
 		else if (k == "wuri") s.watcher_uri = v;
 		else if (k == "wname") s.display_name = v;
 		else if (k == "status") s.status = v;
+		else if (k == "data") s.data = v;
 		else if (k == "callid") d.callid = v;
 		else if (k == "rtag") d.remote_tag = v;
 		else if (k == "ltag") d.local_tag = v;
@@ -195,7 +196,7 @@ void append_fields(const Subscription &s, std::vector<std::string> &own)
 			{"target", d.remote_target}, {"routes", d.route_set}, {"socket", d.socket},
 			{"lcontact", d.local_contact}, {"eid", d.event_id},
 			{"rcseq", std::to_string(d.remote_cseq)}, {"exp", std::to_string(s.expires_at)},
-			{"created", std::to_string(s.created_at)}};
+			{"created", std::to_string(s.created_at)}, {"data", s.data}};
 	for (const auto &p : f) {
 		own.emplace_back(p.first);
 		own.push_back(p.second);

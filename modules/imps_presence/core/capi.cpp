@@ -76,6 +76,38 @@ struct HostAdapter final : Host {
 	{
 		if (h.account) h.account(to_imps_str(s.watcher), to_imps_str(s.sid), start ? 1 : 0);
 	}
+
+	int xcap_get(const std::string &path, std::string &body, std::string &etag) override
+	{
+		if (!h.xcap_get) return -1;
+		struct Out {
+			std::string *body, *etag;
+		} out{&body, &etag};
+		return h.xcap_get(to_imps_str(path), [](void *ctx, imps_str_t b, imps_str_t e, imps_str_t) {
+			try {
+				auto *o = static_cast<Out *>(ctx);
+				*o->body = to_string(b);
+				*o->etag = to_string(e);
+			} catch (...) {
+			}
+		}, &out);
+	}
+	bool xcap_list(const std::string &auid, const std::string &xui,
+			std::vector<std::pair<std::string, std::string>> &out) override
+	{
+		if (!h.xcap_list) return false;
+		return h.xcap_list(to_imps_str(auid), to_imps_str(xui),
+					   [](void *ctx, imps_str_t path, imps_str_t etag, long long, long long) {
+						   try {
+							   static_cast<std::vector<std::pair<std::string, std::string>> *>(ctx)->emplace_back(
+									   to_string(path), to_string(etag));
+						   } catch (...) {
+						   }
+					   },
+					   &out)
+				== 0;
+	}
+	unsigned long xcap_generation() override { return h.xcap_generation ? h.xcap_generation() : 0; }
 };
 
 struct Process {
@@ -186,6 +218,17 @@ int imps_presence_open(const imps_presence_config_t *cfg, const imps_presence_ho
 		if (cfg->notify_busy_ms > 0) c.notify_busy_ms = cfg->notify_busy_ms;
 		if (cfg->node && *cfg->node) c.node = cfg->node;
 		c.epoch = std::to_string(cfg->epoch);
+		switch (cfg->policy_mode) {
+		case IMPS_POLICY_LOCAL: c.policy.mode = PolicyConfig::Mode::Local; break;
+		case IMPS_POLICY_HTTP: c.policy.mode = PolicyConfig::Mode::Http; break;
+		default: c.policy.mode = PolicyConfig::Mode::Off; break;
+		}
+		c.policy.root = cfg->xcap_root ? cfg->xcap_root : "";
+		c.policy.interface = cfg->xcap_interface ? cfg->xcap_interface : "";
+		if (cfg->xcap_timeout_ms > 0) c.policy.timeout_ms = cfg->xcap_timeout_ms;
+		if (cfg->xcap_cache_ttl_ms >= 0) c.policy.ttl_ms = cfg->xcap_cache_ttl_ms;
+		c.xcap_diff = cfg->xcap_diff != 0;
+		c.xcap_root = c.policy.root;
 		p->engine = std::make_unique<Engine>(c, *p->redis,
 				cfg->key_prefix ? cfg->key_prefix : "imps:presence", p->host);
 		g_proc = p.release();
@@ -246,6 +289,8 @@ int imps_presence_subscribe(const imps_presence_subscribe_t *r, imps_presence_re
 		req.presentity = to_string(r->presentity);
 		req.watcher = to_string(r->watcher);
 		req.display_name = to_string(r->display_name);
+		req.content_type = imps::lower(to_string(r->content_type));
+		req.body = to_string(r->body);
 		req.now = r->now;
 		req.now_ms = r->now_ms;
 		return g_proc->engine->subscribe(req);
@@ -316,6 +361,19 @@ int imps_presence_rules_snapshot(const imps_presence_rule_row_t *rows, size_t n)
 		}
 		return total;
 	});
+}
+
+void imps_presence_document_changed(imps_str_t path, imps_str_t old_etag, imps_str_t new_etag) noexcept
+{
+	guarded("XCAP change", 0, [=] {
+		g_proc->engine->document_changed(to_string(path), to_string(old_etag), to_string(new_etag), now_ms());
+		return 0;
+	});
+}
+
+long long imps_presence_policy_requests(void) noexcept
+{
+	return guarded("pres-rules requests", -1LL, [] { return g_proc->engine->policy()->http_requests(); });
 }
 
 int imps_presence_terminate(imps_str_t sid) noexcept

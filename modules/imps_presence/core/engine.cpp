@@ -2,6 +2,7 @@
 
 #include "pidf.hpp"
 #include "winfo_doc.hpp"
+#include "xcap_diff.hpp"
 
 #include "imps/hash.hpp"
 #include "imps/log.hpp"
@@ -26,6 +27,8 @@ long long subs_now_ms()
 
 const char *kPidf = "application/pidf+xml";
 const char *kWinfo = "application/watcherinfo+xml";
+const char *kXcapDiff = "application/xcap-diff+xml";
+const char *kResourceLists = "application/resource-lists+xml";
 
 std::string package_of(const std::string &event) { return lower(trim(event.substr(0, event.find(';')))); }
 
@@ -152,6 +155,26 @@ private:
 	Engine &e_;
 };
 
+// xcap-diff (RFC 5875): the subscriber's own documents; its resource is the subscriber.
+class Engine::XcapDiffPackage final : public subs::Package {
+public:
+	explicit XcapDiffPackage(Engine &e) : e_(e) {}
+	std::string name() const override { return "xcap-diff"; }
+	std::vector<std::string> content_types() const override { return {kXcapDiff}; }
+	subs::Notification full_state(const Subscription &s, long long now) override
+	{
+		return e_.xcap_diff_state(s, "", now);
+	}
+	subs::Notification final_state(const Subscription &s, const std::string &reason, long long now) override
+	{
+		return e_.xcap_diff_state(s, reason, now);
+	}
+	void ended(const Subscription &s, const std::string &, long long) override { e_.host_.account(s, false); }
+
+private:
+	Engine &e_;
+};
+
 // SIP through the host's tm sender, or in process to the consumer of a watch (its dialog's
 // remote target is "local:<consumer>", its Call-ID "local:<consumer>:<key>"): the consumer's
 // answer is its final response, reported once the NOTIFYs of this flush are out.
@@ -183,6 +206,38 @@ Engine::Engine(Config cfg, Redis &redis, std::string key_prefix, Host &host)
 	  presence_(std::make_unique<PresencePackage>(*this)),
 	  winfo_(std::make_unique<WinfoPackage>(*this))
 {
+	using Mode = PolicyConfig::Mode;
+	if (cfg_.policy.mode == Mode::Local)
+		policy_ = std::make_unique<Policy>(cfg_.policy,
+				[this](const std::string &path, std::string &body, std::string &etag) {
+					return host_.xcap_get(path, body, etag);
+				},
+				[this] { return host_.xcap_generation(); });
+	else {
+		// copies read over HTTP are shared through the state store, kept a day
+		Policy::Shared sh;
+		sh.load = [this](const std::string &p, std::string &blob) {
+			try {
+				auto r = subs_.redis().command({"GET", subs_.keys().resource(p, "prules")});
+				if (r && r->type == REDIS_REPLY_STRING) {
+					blob.assign(r->str, r->len);
+					return true;
+				}
+			} catch (const std::exception &e) {
+				IMPS_WARN("pres-rules copy of %s not read: %s", p.c_str(), e.what());
+			}
+			return false;
+		};
+		sh.save = [this](const std::string &p, const std::string &blob) {
+			try {
+				subs_.redis().command({"SET", subs_.keys().resource(p, "prules"), blob, "EX", "86400"});
+			} catch (const std::exception &e) {
+				IMPS_WARN("pres-rules copy of %s not stored: %s", p.c_str(), e.what());
+			}
+		};
+		policy_ = std::make_unique<Policy>(cfg_.policy, Policy::Get{}, Policy::Generation{}, std::move(sh));
+	}
+	if (cfg_.xcap_diff) xcap_diff_ = std::make_unique<XcapDiffPackage>(*this);
 	notifier_ = std::make_unique<subs::Notifier>(subs::notifier_config_of(cfg_), subs_, *delivery_, [this](subs::Counter c, long long d) {
 		switch (c) {
 		case subs::Counter::Sent: host_.stat(Stat::NotifiesSent, d); break;
@@ -193,6 +248,7 @@ Engine::Engine(Config cfg, Redis &redis, std::string key_prefix, Host &host)
 	});
 	notifier_->add(*presence_);
 	notifier_->add(*winfo_);
+	if (xcap_diff_) notifier_->add(*xcap_diff_);
 }
 
 Engine::~Engine() = default;
@@ -248,7 +304,58 @@ subs::Notification Engine::presence_state(const Subscription &s, const std::stri
 	if (reason == "rejected" || reason == "deactivated") return {};
 	if (s.status == "pending") return {};
 	if (s.status == "polite") return {offline(s.resource), kPidf, {}};
-	return {current_document(s.resource), kPidf, {}};
+	return {visible(s, current_document(s.resource), subs_now_ms()), kPidf, {}};
+}
+
+// RFC 5025 3.3: what the watcher's grant lets through of the presentity's document. Only the
+// presentity's own rules filter: a watcher the operator's rules (or the default) let in sees
+// the whole document; a presentity whose rules cannot be read shows the offline document.
+std::string Engine::visible(const Subscription &s, const std::string &doc, long long now_ms)
+{
+	if (!policy_->enabled() || lower(s.watcher) == lower(s.resource)) return doc;
+	const UserRules &ur = policy_->of(s.resource, now_ms);
+	if (ur.state == UserRules::State::None) return doc;
+	if (ur.state == UserRules::State::Error) return offline(s.resource);
+	Grant g = evaluate(ur.rules, s.watcher, now_ms / 1000);
+	if (!decision(g)) return doc;
+	std::string f = filter_document(doc, g);
+	return f.empty() ? offline(s.resource) : f;
+}
+
+Engine::Decision Engine::decide(const std::string &p, const std::string &w, long long now_ms)
+{
+	Decision d;
+	if (lower(w) == lower(p)) {
+		d.action = Action::Allow;  // its own presence
+		return d;
+	}
+	if (!policy_->enabled()) {
+		d.action = host_.rule(p, w);
+		return d;
+	}
+	// the operator's layer first: its block and polite-block stand whatever the user says
+	auto op = host_.operator_rule(p, w);
+	if (op && (*op == Action::Unknown || *op == Action::Block || *op == Action::PoliteBlock)) {
+		d.action = *op;
+		return d;
+	}
+	// then the presentity's own rules, when one of them matches the watcher
+	const UserRules &ur = policy_->of(p, now_ms);
+	if (ur.state == UserRules::State::Found) {
+		Grant g = evaluate(ur.rules, w, now_ms / 1000);
+		if (auto a = decision(g)) {
+			d.action = *a;
+			d.by_user = true;
+			d.grant = std::move(g);
+			return d;
+		}
+	} else if (ur.state == UserRules::State::Error && !op) {
+		d.action = Action::Unknown;  // unreadable, and nothing else speaks
+		return d;
+	}
+	// else the operator's allow or confirm, else the default
+	d.action = op ? *op : host_.default_action;
+	return d;
 }
 
 namespace {
@@ -330,7 +437,7 @@ std::string Engine::presence_refreshed(Subscription &s, long long now_ms)
 // The owner's rule for a subscription's watcher (its own presence: always allowed).
 Action Engine::action_for(const Subscription &s)
 {
-	return lower(s.watcher) == lower(s.resource) ? Action::Allow : host_.rule(s.resource, s.watcher);
+	return decide(s.resource, s.watcher, subs_now_ms()).action;
 }
 
 // The owner's watcher info learns the status a rule gave an existing subscription.
@@ -375,8 +482,25 @@ void Engine::notify_document(const std::string &pres, const subs::Batch &b, unsi
 	if (b.send.empty()) return;
 	std::string doc = document_of(pres, gen, live);
 	long long now = now_ms / 1000;
-	for (const auto &s : b.send)
-		notifier_->queue(s, {doc, kPidf, {}}, subs::subscription_state(s, now));
+	if (!policy_->enabled()) {
+		for (const auto &s : b.send) notifier_->queue(s, {doc, kPidf, {}}, subs::subscription_state(s, now));
+		return;
+	}
+	// each watcher's grant filters the document; watchers with the same grant share the result
+	const UserRules &ur = policy_->of(pres, now_ms);
+	std::map<std::string, std::string> filtered;
+	for (const auto &s : b.send) {
+		std::string key = "*";
+		if (ur.state == UserRules::State::Found && lower(s.watcher) != lower(pres)) {
+			Grant g = evaluate(ur.rules, s.watcher, now);
+			if (decision(g)) key = grant_key(g);
+		} else if (ur.state == UserRules::State::Error) {
+			key = "";
+		}
+		auto it = filtered.find(key);
+		if (it == filtered.end()) it = filtered.emplace(key, visible(s, doc, now_ms)).first;
+		notifier_->queue(s, {it->second, kPidf, {}}, subs::subscription_state(s, now));
+	}
 }
 
 // ---- PUBLISH --------------------------------------------------------------------------------
@@ -487,10 +611,13 @@ Response Engine::subscribe(const SubscribeRequest &req)
 Response Engine::subscribe_checked(const SubscribeRequest &req)
 {
 	std::string pkg_name = req.has_event ? package_of(req.event) : std::string();
-	if (pkg_name != "presence" && pkg_name != "presence.winfo")
-		return reply(489, "Bad Event", {"Allow-Events: presence, presence.winfo"});
+	bool diff = pkg_name == "xcap-diff" && xcap_diff_;
+	if (pkg_name != "presence" && pkg_name != "presence.winfo" && !diff)
+		return reply(489, "Bad Event",
+				{std::string("Allow-Events: presence, presence.winfo") + (xcap_diff_ ? ", xcap-diff" : "")});
 	bool winfo = pkg_name == "presence.winfo";
-	subs::Package &pkg = winfo ? static_cast<subs::Package &>(*winfo_) : *presence_;
+	subs::Package &pkg = diff ? static_cast<subs::Package &>(*xcap_diff_)
+			: winfo ? static_cast<subs::Package &>(*winfo_) : *presence_;
 
 	subs::Notifier::Request r;
 	r.event = req.event;
@@ -519,6 +646,30 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 
 	if (req.presentity.empty()) return reply(400, "Bad Request (Request-URI has no presentity)");
 	Subscription &s = r.sub;
+	if (diff) {
+		// RFC 5875 4.4: the URI list in the body; the subscriber's own documents (and global ones)
+		if (req.body.empty()) return reply(400, "Bad Request (xcap-diff SUBSCRIBE without a resource-lists body)");
+		if (req.content_type != kResourceLists)
+			return reply(415, "Unsupported Media Type", {std::string("Accept: ") + kResourceLists});
+		if (req.body.size() > cfg_.max_body_size) return reply(413, "Request Entity Too Large");
+		std::vector<std::string> sel;
+		std::string why;
+		if (!xcapdiff::parse_selection(req.body, cfg_.xcap_root, xui_of(req.watcher), sel, why))
+			return sel.empty() && why.rfind("no XCAP", 0) == 0 ? reply(403, "Forbidden (" + why + ")")
+																: reply(400, "Bad Request (" + why + ")");
+		s.resource = req.watcher;
+		s.watcher = req.watcher;
+		s.watcher_uri = req.dialog.remote_uri;
+		s.display_name = req.display_name;
+		s.dialog.event_id = event_id(req.event);
+		s.status = "active";
+		s.data = xcapdiff::join(sel);
+		nr = notifier_->subscribe(r, pkg, cfg_.max_watchers);
+		if (nr.code == 403) return reply(403, "Forbidden (too many xcap-diff subscriptions)");
+		if (nr.code != 200) return reply(nr.code, nr.reason, nr.headers);
+		if (nr.created) host_.account(nr.sub, true);
+		return reply(200, "OK", nr.headers);
+	}
 	s.resource = req.presentity;
 	s.watcher = req.watcher;
 	s.watcher_uri = req.dialog.remote_uri;
@@ -529,7 +680,7 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 		if (!own) return reply(403, "Forbidden (only the presentity may watch its watchers)");
 		s.status = "active";
 	} else {
-		Action a = own ? Action::Allow : host_.rule(req.presentity, req.watcher);
+		Action a = decide(req.presentity, req.watcher, req.now_ms).action;
 		if (a == Action::Block) return reply(403, "Forbidden (blocked by the presentity)");
 		s.status = status_for(a);
 	}
@@ -651,6 +802,36 @@ void Engine::tick(long long now, long long now_ms, bool expiry)
 	}
 	notifier_->send_due(now_ms);
 	flush();
+	if (policy_->config().mode == PolicyConfig::Mode::Http) revalidate_rules(now_ms);
+}
+
+// One page of the registry per run: every presentity's copy used again (Policy::of reads the
+// shared copy, or asks the server conditionally once it is stale); one whose ETags moved since
+// this process last held it changed on the server: its watchers are decided again.
+void Engine::revalidate_rules(long long now_ms)
+{
+	if (now_ms < revalidate_next_ms_) return;
+	try {
+		for (const auto &p : pubs_.scan(revalidate_bucket_, revalidate_cursor_, 50)) {
+			if (subs_.of(p, "presence").empty()) continue;
+			std::string before = policy_->held(p);
+			std::string after = "+" + policy_->of(p, now_ms).etags;
+			if (!before.empty() && before != after) {
+				IMPS_INFO("pres-rules of %s changed on the List and Policy Server: applying them", p.c_str());
+				notifier_->discard();
+				rules_changed(p, now_ms);
+				flush();
+			}
+		}
+	} catch (const std::exception &e) {
+		host_.stat(Stat::TimerErrors, 1);
+		IMPS_ERR("timer: pres-rules not checked again: %s", e.what());
+	}
+	if (revalidate_cursor_ == 0) {
+		revalidate_bucket_ = (revalidate_bucket_ + 1) % subs_.keys().buckets();
+		// a whole round of the registry at most once per copy lifetime
+		if (revalidate_bucket_ == 0) revalidate_next_ms_ = now_ms + std::max(1000LL, cfg_.policy.ttl_ms);
+	}
 }
 
 void Engine::complete(const std::string &presentity, const std::string &sid, unsigned long long cseq,
@@ -741,5 +922,171 @@ PresentityView Engine::show(const std::string &presentity, long long now)
 }
 
 std::vector<Summary> Engine::list(int limit) { return pubs_.list(limit, time(nullptr)); }
+
+// ---- the List and Policy Server's changes ----------------------------------------------------
+
+void Engine::document_changed(const std::string &path, const std::string &old_etag,
+		const std::string &new_etag, long long now_ms)
+{
+	notifier_->discard();
+	// "<auid>/users/<xui>/<document>": a user's
+	size_t a = path.find("/users/");
+	if (a == std::string::npos || a == 0) return;
+	size_t x = a + 7, e = path.find('/', x);
+	if (e == std::string::npos) return;
+	std::string owner = presentity_of_xui(path.substr(x, e - x));
+	if (owner.empty()) return;
+	try {
+		if (policy_->enabled() && policy_->owner_of_rules(path) == owner) rules_changed(owner, now_ms);
+	} catch (const std::exception &ex) {
+		host_.stat(Stat::TimerErrors, 1);
+		IMPS_ERR("pres-rules of %s changed, watchers not updated: %s", owner.c_str(), ex.what());
+	}
+	try {
+		diff_changed(owner, path, old_etag, new_etag, now_ms);
+	} catch (const std::exception &ex) {
+		host_.stat(Stat::TimerErrors, 1);
+		IMPS_ERR("xcap-diff NOTIFYs for %s not sent: %s", path.c_str(), ex.what());
+	}
+	flush();
+}
+
+// The presentity's rules changed: every watcher decided again (a changed status is stored and
+// notified, a block ends the subscription) and every other active one gets its document as
+// the new rules filter it.
+void Engine::rules_changed(const std::string &owner, long long now_ms)
+{
+	policy_->forget(owner);
+	std::vector<std::string> resend;
+	for (const auto &s : subs_.of(owner, "presence")) {
+		if (lower(s.watcher) == lower(owner)) continue;
+		try {
+			if (apply_rule(s, now_ms)) continue;
+			if (s.status == "active") resend.push_back(s.sid);
+		} catch (const std::exception &e) {
+			host_.stat(Stat::TimerErrors, 1);
+			IMPS_ERR("pres-rules of %s: watcher %s not updated: %s", owner.c_str(), s.watcher.c_str(), e.what());
+		}
+	}
+	if (resend.empty()) return;
+	subs::Batch b = subs_.turn(owner, resend, "", 0, now_ms);
+	notifier_->handle(b, now_ms / 1000, now_ms);
+}
+
+namespace {
+
+// one change of a document as it waits on an xcap-diff subscription's record
+std::string encode_diff(const std::string &path, const std::string &old_etag, const std::string &new_etag)
+{
+	return clean(path) + '\t' + clean(old_etag) + '\t' + clean(new_etag);
+}
+
+}  // namespace
+
+void Engine::diff_changed(const std::string &owner, const std::string &path, const std::string &old_etag,
+		const std::string &new_etag, long long now_ms)
+{
+	if (!xcap_diff_) return;
+	const std::string xui = xui_of(owner);
+	std::vector<std::string> sids;
+	for (const auto &s : subs_.of(owner, "xcap-diff"))
+		for (const auto &sel : xcapdiff::split(s.data))
+			if (xcapdiff::covers(sel, path, xui)) {
+				sids.push_back(s.sid);
+				break;
+			}
+	if (sids.empty()) return;
+	const std::string delta = encode_diff(path, old_etag, new_etag);
+	subs::Batch b = subs_.turn(owner, sids, "", 0, now_ms, delta);
+	long long now = now_ms / 1000;
+	for (auto &w : b.send) {
+		if (!w.pending_overflow) {
+			// what waited (a NOTIFY was outstanding) and this change
+			w.pending_deltas += (w.pending_deltas.empty() ? "" : "\n") + delta;
+		}
+		notifier_->queue(w, xcap_diff_state(w, "", now), subs::subscription_state(w, now));
+	}
+	for (const auto &r : b.removed) notifier_->queue_final(r, now, now_ms);
+}
+
+// An xcap-diff NOTIFY (RFC 5874, no-patching): the changes that waited, in order, each
+// document with its previous and new ETag and every selected component of it as it is now;
+// else (first NOTIFY, refresh, too many changes) every selected document that exists, with
+// its ETag, and every selected component that exists.
+subs::Notification Engine::xcap_diff_state(const Subscription &s, const std::string &reason, long long)
+{
+	if (!reason.empty()) return {};
+	using Item = xcapdiff::Item;
+	const std::string xui = xui_of(s.resource);
+	const auto sels = xcapdiff::split(s.data);
+	std::vector<Item> items;
+	auto component = [&](const std::string &sel) {
+		Item it;
+		it.kind = xcapdiff::is_attribute(sel) ? Item::Kind::Attribute : Item::Kind::Element;
+		it.sel = sel;
+		std::string body, etag;
+		int st = host_.xcap_get(sel, body, etag);
+		it.exists = st == 200;
+		if (it.exists) {
+			it.content = body;
+			if (it.kind == Item::Kind::Element) {
+				std::string doc, tag;
+				if (host_.xcap_get(xcapdiff::document_of(sel), doc, tag) == 200)
+					it.ns_decls = xcapdiff::root_namespaces(doc);
+			}
+		}
+		return it;
+	};
+	if (!s.pending_deltas.empty() && !s.pending_overflow) {
+		for (const auto &line : xcapdiff::split(s.pending_deltas)) {
+			size_t t1 = line.find('\t'), t2 = t1 == std::string::npos ? t1 : line.find('\t', t1 + 1);
+			if (t2 == std::string::npos) continue;
+			std::string path = line.substr(0, t1);
+			Item d;
+			d.sel = path;
+			d.previous_etag = line.substr(t1 + 1, t2 - t1 - 1);
+			d.new_etag = line.substr(t2 + 1);
+			bool doc_selected = false;
+			std::vector<Item> parts;
+			for (const auto &sel : sels) {
+				if (!xcapdiff::covers(sel, path, xui)) continue;
+				if (xcapdiff::is_component(sel)) parts.push_back(component(sel));
+				else doc_selected = true;
+			}
+			if (doc_selected) items.push_back(std::move(d));
+			for (auto &p : parts) items.push_back(std::move(p));
+		}
+	} else {
+		std::vector<std::string> seen;
+		auto add_doc = [&](const std::string &path, const std::string &etag) {
+			for (const auto &p : seen)
+				if (p == path) return;
+			seen.push_back(path);
+			Item d;
+			d.sel = path;
+			d.new_etag = etag;
+			items.push_back(std::move(d));
+		};
+		for (const auto &sel : sels) {
+			if (xcapdiff::is_component(sel)) {
+				Item it = component(sel);
+				if (it.exists) items.push_back(std::move(it));
+			} else if (xcapdiff::is_collection(sel)) {
+				std::string auid = sel.substr(0, sel.find('/'));
+				std::vector<std::pair<std::string, std::string>> docs;
+				if (!host_.xcap_list(auid, xui, docs)) throw std::runtime_error("the XCAP documents cannot be listed");
+				std::sort(docs.begin(), docs.end());
+				for (const auto &[path, etag] : docs)
+					if (xcapdiff::covers(sel, path, xui)) add_doc(path, etag);
+			} else {
+				std::string body, etag;
+				int st = host_.xcap_get(sel, body, etag);
+				if (st == 200) add_doc(sel, etag);
+				else if (st < 0) throw std::runtime_error("the XCAP document " + sel + " cannot be read");
+			}
+		}
+	}
+	return {xcapdiff::document(cfg_.xcap_root, items), kXcapDiff, {}};
+}
 
 }  // namespace imps::presence

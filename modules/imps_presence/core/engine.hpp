@@ -4,6 +4,8 @@
 // Kamailio: the shim supplies a Host.
 #pragma once
 
+#include "policy.hpp"
+#include "pres_rules.hpp"
 #include "rules.hpp"
 #include "store.hpp"
 
@@ -41,6 +43,10 @@ struct Config {
 	std::string node = "-";          // this node's name and start time (subs::Store)
 	std::string epoch = "0";
 	int reauthorize_batch = 200;     // presentities per step of a domain's re-authorization
+	PolicyConfig policy;             // users' pres-rules from the List and Policy Server
+	// xcap-diff (RFC 5875): offered when the List and Policy Server runs in this Kamailio
+	bool xcap_diff = false;
+	std::string xcap_root;           // the root its NOTIFYs name
 };
 
 enum class Stat {
@@ -61,9 +67,20 @@ public:
 	// domain (rule_rows), matched by match_rules(), else default_action; Unknown when the rows
 	// cannot be read.
 	virtual Action rule(const std::string &presentity, const std::string &watcher);
+	// The operator's row that applies (presentity's, else domain's), nullopt when none does,
+	// Unknown when the rows cannot be read.
+	virtual std::optional<Action> operator_rule(const std::string &presentity, const std::string &watcher);
 	// The rule rows stored for a presentity or a domain; false: they cannot be read.
 	virtual bool rule_rows(const std::string &key, std::vector<RuleRow> &out) { return false; }
 	Action default_action = Action::Confirm;
+	// The List and Policy Server in this process (bind_imps_xcap): a GET as a trusted reader
+	// (path below the root, node selector allowed): its status (-1 failure), body and ETag;
+	// the documents of an owner and usage (path, ETag), false on failure; the shared count of
+	// stored changes.
+	virtual int xcap_get(const std::string &path, std::string &body, std::string &etag) { return -1; }
+	virtual bool xcap_list(const std::string &auid, const std::string &xui,
+			std::vector<std::pair<std::string, std::string>> &out) { return false; }
+	virtual unsigned long xcap_generation() { return 0; }
 	virtual void stat(Stat which, long long delta) = 0;
 	// Accounting of a subscription: Start when it is created, Stop when it ends.
 	virtual void account(const Subscription &, bool) {}
@@ -103,6 +120,8 @@ struct SubscribeRequest {
 	std::string presentity;  // user@host of the Request-URI (initial SUBSCRIBE)
 	std::string watcher;     // canonical identity of the watcher
 	std::string display_name;
+	std::string content_type;  // of the body (lower case, no parameters); "" none
+	std::string body;
 	bool in_dialog = false;
 	subs::Dialog dialog;
 	long long now = 0;
@@ -137,6 +156,19 @@ public:
 	// is empty, else those whose identity or domain is watcher). presentity may be a domain:
 	// every presentity of it, in bounded steps. Returns how many changed.
 	int reauthorize(const std::string &presentity, const std::string &watcher, long long now_ms);
+	// A document of the List and Policy Server changed (path below the root; old ETag ""
+	// created, new "" deleted): a presentity's pres-rules reach its watchers at once (new
+	// status, newly filtered documents), xcap-diff subscribers of the owner are told.
+	void document_changed(const std::string &path, const std::string &old_etag,
+			const std::string &new_etag, long long now_ms);
+	// The decision for a watcher of a presentity and what it may see (Engine::decide).
+	struct Decision {
+		Action action = Action::Confirm;
+		bool by_user = false;  // the presentity's pres-rules decided (grant applies)
+		Grant grant;
+	};
+	Decision decide(const std::string &presentity, const std::string &watcher, long long now_ms);
+	Policy *policy() { return policy_.get(); }
 	// Ends a subscription from the RPC (reason deactivated). False: unknown.
 	bool terminate(const std::string &sid, long long now_ms);
 	// Administrative publication (initial, or with etag: refresh, modify, remove); returns the
@@ -168,12 +200,14 @@ public:
 	// the packages' content (the shared layer asks for them)
 	subs::Notification presence_state(const Subscription &s, const std::string &reason, long long now);
 	subs::Notification winfo_state(const Subscription &s, const std::string &reason, long long now);
+	subs::Notification xcap_diff_state(const Subscription &s, const std::string &reason, long long now);
 	void presence_ended(const Subscription &s, const std::string &reason, long long now_ms);
 	std::string presence_refreshed(Subscription &s, long long now_ms);
 
 private:
 	class PresencePackage;
 	class WinfoPackage;
+	class XcapDiffPackage;
 	class Delivery;
 	friend class Delivery;
 	struct LocalDone {
@@ -191,6 +225,18 @@ private:
 	void notify_document(const std::string &pres, const subs::Batch &b, unsigned long long gen,
 			const std::vector<Publication> &live, long long now_ms);
 	void winfo_changed(const std::string &pres, const std::vector<WinfoChange> &changes, long long now_ms);
+	// the document a subscription's watcher may see of doc (its pres-rules' grant)
+	std::string visible(const Subscription &s, const std::string &doc, long long now_ms);
+	void rules_changed(const std::string &presentity, long long now_ms);
+	// Http mode, timer process: the copies of the rules of some presentities with state here
+	// checked again (a cursor over the registry), a changed one applied like a stored change.
+	void revalidate_rules(long long now_ms);
+	int revalidate_bucket_ = 0;
+	unsigned long long revalidate_cursor_ = 0;
+	long long revalidate_next_ms_ = 0;
+	void diff_changed(const std::string &owner, const std::string &path, const std::string &old_etag,
+			const std::string &new_etag, long long now_ms);
+	Response subscribe_xcap_diff(const SubscribeRequest &req);
 	std::string winfo_full(const Subscription &winfo_sub, long long now);
 	bool apply_rule(const Subscription &s, long long now_ms);
 	Action action_for(const Subscription &s);
@@ -207,6 +253,8 @@ private:
 	std::unique_ptr<subs::Delivery> delivery_;
 	std::unique_ptr<PresencePackage> presence_;
 	std::unique_ptr<WinfoPackage> winfo_;
+	std::unique_ptr<XcapDiffPackage> xcap_diff_;
+	std::unique_ptr<Policy> policy_;
 	std::unique_ptr<subs::Notifier> notifier_;
 	struct Cached {
 		std::string sources;  // the ETags of the publications it was composed from

@@ -120,6 +120,9 @@ void read_rule(xmlNodePtr r, PresRule &pr)
 				else if (name == "provide-persons") read_set(c, "all-persons", pr.all_persons, pr.persons);
 				else if (name == "provide-devices") read_set(c, "all-devices", pr.all_devices, pr.devices);
 				else if (name == "provide-all-attributes") pr.all_attributes = true;
+				else if (name == "provide-unknown-attribute") {
+					if (text(c) != "false") pr.attributes.insert("unknown:" + prop(c, "ns") + " " + prop(c, "name"));
+				}
 				else if (name.rfind("provide-", 0) == 0 && text(c) != "false") pr.attributes.insert(name.substr(8));  // true, or user-input's bare/thresholds/full
 			}
 		}
@@ -203,6 +206,187 @@ std::optional<Action> decision(const Grant &g)
 	if (g.sub_handling >= 20) return Action::PoliteBlock;
 	if (g.sub_handling >= 10) return Action::Confirm;
 	return Action::Block;
+}
+
+bool grants_everything(const Grant &g)
+{
+	return g.all_services && g.all_persons && g.all_devices && g.all_attributes;
+}
+
+std::string grant_key(const Grant &g)
+{
+	std::string k;
+	k += g.all_services ? 'S' : 's';
+	k += g.all_persons ? 'P' : 'p';
+	k += g.all_devices ? 'D' : 'd';
+	k += g.all_attributes ? 'A' : 'a';
+	for (const auto *set : {&g.services, &g.persons, &g.devices}) {
+		k += '|';
+		for (const auto &[kind, v] : *set) k += kind + '=' + v + '\n';
+	}
+	k += '|';
+	for (const auto &a : g.attributes) k += a + '\n';
+	return k;
+}
+
+namespace {
+
+const char *kPidfUri = "urn:ietf:params:xml:ns:pidf";
+const char *kDm = "urn:ietf:params:xml:ns:pidf:data-model";
+const char *kRpid = "urn:ietf:params:xml:ns:pidf:rpid";
+
+// namespaces whose elements have a provide-* permission of their own (RFC 5025 3.3.2):
+// an element of them without one is never "unknown"
+bool known_ns(const std::string &ns)
+{
+	return ns == kPidfUri || ns == kDm || ns == kRpid || ns == "urn:ietf:params:xml:ns:pidf:cipid"
+			|| ns == "urn:ietf:params:xml:ns:pidf:caps" || ns == "urn:ietf:params:xml:ns:pidf:status:rpid";
+}
+
+std::string child_text(xmlNodePtr parent, const char *ns, const char *local)
+{
+	for (xmlNodePtr c = parent->children; c; c = c->next)
+		if (is(c, ns, local)) return text(c);
+	return {};
+}
+
+bool has(const std::set<std::pair<std::string, std::string>> &set, const char *kind, const std::string &v)
+{
+	return !v.empty() && set.count({kind, v});
+}
+
+std::string scheme_of(const std::string &uri)
+{
+	size_t c = uri.find(':');
+	return c == std::string::npos ? std::string() : uri.substr(0, c);
+}
+
+// URI equivalence, loosely: scheme and host case-insensitive, parameters ignored
+bool same_uri(const std::string &a, const std::string &b)
+{
+	return identity(a) == identity(b);
+}
+
+bool service_granted(xmlNodePtr t, const Grant &g)
+{
+	if (g.all_services) return true;
+	if (has(g.services, "occurrence-id", prop(t, "id"))) return true;
+	if (has(g.services, "class", child_text(t, kRpid, "class"))) return true;
+	std::string contact = child_text(t, kPidfUri, "contact");
+	if (!contact.empty()) {
+		if (has(g.services, "service-uri-scheme", scheme_of(contact))) return true;
+		for (const auto &[kind, v] : g.services)
+			if (kind == "service-uri" && same_uri(v, contact)) return true;
+	}
+	return false;
+}
+
+bool person_granted(xmlNodePtr p, const Grant &g)
+{
+	return g.all_persons || has(g.persons, "occurrence-id", prop(p, "id"))
+			|| has(g.persons, "class", child_text(p, kRpid, "class"));
+}
+
+bool device_granted(xmlNodePtr d, const Grant &g)
+{
+	if (g.all_devices || has(g.devices, "occurrence-id", prop(d, "id"))
+			|| has(g.devices, "class", child_text(d, kRpid, "class")))
+		return true;
+	std::string id = child_text(d, kDm, "deviceID");
+	for (const auto &[kind, v] : g.devices)
+		if (kind == "deviceID" && !id.empty() && same_uri(v, id)) return true;
+	return false;
+}
+
+// Is child c of a tuple, person or device ("tuple", "person", "device") given to the
+// watcher?
+bool attribute_granted(xmlNodePtr c, const std::string &where, const Grant &g)
+{
+	if (g.all_attributes) return true;
+	std::string ns = c->ns ? str_of(c->ns->href) : std::string();
+	std::string local = str_of(c->name);
+	// always reported (3.3.2)
+	if (ns == kPidfUri && (local == "contact" || local == "status" || local == "timestamp")) return true;
+	if (ns == kDm && local == "timestamp") return true;
+	if (ns == kRpid && local == "service-class") return true;
+	if (where == "device" && ns == kDm && local == "deviceID") return true;
+	if ((ns == kPidfUri || ns == kDm) && local == "note") return g.attributes.count("note") > 0;
+	if (ns == kDm && local == "deviceID") return g.attributes.count("deviceID") > 0;
+	if (ns == kRpid) return g.attributes.count(local) > 0;  // activities, class, mood, place-is...
+	if (known_ns(ns)) return false;
+	return g.attributes.count("unknown:" + ns + " " + local) > 0;
+}
+
+// ids: the set the element was granted from: a <class> that identified it stays (else
+// filtering the result again would drop the element: RFC 5025 section 4 wants F(F(D)) = F(D))
+void filter_children(xmlNodePtr e, const std::string &where, const Grant &g,
+		const std::set<std::pair<std::string, std::string>> &ids)
+{
+	for (xmlNodePtr c = e->children, next; c; c = next) {
+		next = c->next;
+		if (c->type != XML_ELEMENT_NODE) continue;
+		bool identifies = is(c, kRpid, "class") && ids.count({"class", text(c)});
+		if (!identifies && !attribute_granted(c, where, g)) {
+			xmlUnlinkNode(c);
+			xmlFreeNode(c);
+		} else if (!g.all_attributes && is(c, kPidfUri, "status")) {
+			// in <status> only <basic> is always reported; RPID's status extensions follow
+			// their own permissions
+			for (xmlNodePtr s = c->children, sn; s; s = sn) {
+				sn = s->next;
+				if (s->type == XML_ELEMENT_NODE && !is(s, kPidfUri, "basic") && !attribute_granted(s, where, g)) {
+					xmlUnlinkNode(s);
+					xmlFreeNode(s);
+				}
+			}
+		}
+	}
+}
+
+}  // namespace
+
+std::string filter_document(std::string_view pidf, const Grant &g)
+{
+	if (grants_everything(g)) return std::string(pidf);
+	auto p = imps::xml::parse_safe(pidf);
+	xmlNodePtr root = p.ok ? xmlDocGetRootElement(p.doc.get()) : nullptr;
+	if (!root || !is(root, kPidfUri, "presence")) return std::string();
+	for (xmlNodePtr c = root->children, next; c; c = next) {
+		next = c->next;
+		if (c->type != XML_ELEMENT_NODE) continue;
+		const char *where = nullptr;
+		const std::set<std::pair<std::string, std::string>> *ids = nullptr;
+		bool keep = false;
+		if (is(c, kPidfUri, "tuple")) {
+			where = "tuple";
+			ids = &g.services;
+			keep = service_granted(c, g);
+		} else if (is(c, kDm, "person")) {
+			where = "person";
+			ids = &g.persons;
+			keep = person_granted(c, g);
+		} else if (is(c, kDm, "device")) {
+			where = "device";
+			ids = &g.devices;
+			keep = device_granted(c, g);
+		} else if (is(c, kPidfUri, "note")) {
+			keep = g.all_attributes || g.attributes.count("note");
+		} else {
+			keep = g.all_attributes;
+		}
+		if (!keep) {
+			xmlUnlinkNode(c);
+			xmlFreeNode(c);
+			continue;
+		}
+		if (where) filter_children(c, where, g, g.all_attributes ? std::set<std::pair<std::string, std::string>>() : *ids);
+	}
+	xmlChar *out = nullptr;
+	int len = 0;
+	xmlDocDumpMemoryEnc(p.doc.get(), &out, &len, "UTF-8");
+	std::string s = out ? std::string(reinterpret_cast<const char *>(out), len) : std::string();
+	if (out) xmlFree(out);
+	return s;
 }
 
 }  // namespace imps::presence

@@ -2,8 +2,8 @@
 // OMA's extensions), as the List and Policy Server (imps_xcap) stores them: which rules
 // match a watcher (identity one/many/except, validity, OMA other-identity) and what they
 // grant when combined (RFC 4745 section 10: the maximum sub-handling; the union of the
-// provide-* sets and booleans). Not wired into the engine's authorization yet: the engine
-// asks Host::rule (SQL rules); this is the evaluator that path will call.
+// provide-* sets and booleans). The engine (Engine::decide) combines them with the
+// operator's SQL rules and filters each watcher's document by its grant (filter_document).
 #pragma once
 
 #include <optional>
@@ -57,5 +57,17 @@ Grant evaluate(const PresRules &rules, std::string_view watcher, long long now);
 // The subscription decision of a grant: nullopt when no rule matched (the operator's rules
 // and the default decide then).
 std::optional<Action> decision(const Grant &g);
+
+// Does the grant let the whole document through (all services, persons, devices and
+// attributes)?
+bool grants_everything(const Grant &g);
+// The same text for grants that filter alike (a cache key).
+std::string grant_key(const Grant &g);
+// The privacy filtering of RFC 5025 section 3.3 on a composed PIDF document: the tuples,
+// persons and devices the grant names (or all of a kind), in them the attributes it gives;
+// <contact>, <basic> status, <timestamp>, <service-class> and a device's <deviceID> always.
+// F(F(d)) == F(d). A document that does not parse comes back as the offline shape (no
+// tuples) rather than unfiltered.
+std::string filter_document(std::string_view pidf, const Grant &g);
 
 }  // namespace imps::presence

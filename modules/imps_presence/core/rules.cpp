@@ -29,7 +29,7 @@ std::optional<Action> match_rules(const std::vector<RuleRow> &rows, const std::s
 	return best;
 }
 
-Action Host::rule(const std::string &presentity, const std::string &watcher)
+std::optional<Action> Host::operator_rule(const std::string &presentity, const std::string &watcher)
 {
 	// the presentity's own rows beat its domain's
 	size_t at = presentity.rfind('@');
@@ -40,7 +40,13 @@ Action Host::rule(const std::string &presentity, const std::string &watcher)
 		if (auto a = match_rules(rows, watcher)) return *a;
 		if (key == domain) break;
 	}
-	return default_action;
+	return std::nullopt;
+}
+
+Action Host::rule(const std::string &presentity, const std::string &watcher)
+{
+	auto a = operator_rule(presentity, watcher);
+	return a ? *a : default_action;
 }
 
 }  // namespace imps::presence

@@ -42,6 +42,7 @@ struct Subscription {
 	std::string watcher_uri;
 	std::string display_name;
 	std::string status = "active";  // active | pending | polite (package defined)
+	std::string data;      // the package's own (xcap-diff: the selected XCAP URIs), set at creation
 	Dialog dialog;
 	long long expires_at = 0;
 	long long created_at = 0;
