@@ -23,14 +23,16 @@ def main():
     radius = imps_net.FreeRadius(workdir)
     hsp = imps_net.hsp_a(workdir)
     edge = imps_net.edge_a(workdir)
-    ps = imps_net.ps_a(workdir, demo=True)
+    # the presence server is the List and Policy Server too (XCAP over HTTP and HTTPS in the
+    # same Kamailio: users' pres-rules apply the moment they are stored, xcap-diff); its
+    # throwaway CA and server certificate are made once (kept while valid, so a client that
+    # trusts the CA goes on trusting it)
+    ps = imps_net.ps_xcap_a(workdir, demo=True, tls=True,
+                            pki_dir=os.path.join(P["IMPS_RUN_DIR"], "xcap-pki"))
+    xcap = ps
     if not os.path.exists(imps_net.presence_db_path(demo=True)):
         # the watcher rules are kept across runs: an admin's changes stay
         imps_net.make_presence_db(demo=True)
-    # the List and Policy Server over HTTP and HTTPS; its throwaway CA and server certificate
-    # are made once (kept while valid, so a client that trusts the CA goes on trusting it)
-    xcap = imps_net.xcap_a(workdir, demo=True, tls=True,
-                           pki_dir=os.path.join(P["IMPS_RUN_DIR"], "xcap-pki"))
     if not os.path.exists(imps_net.xcap_db_path(demo=True)):
         # the users' documents are kept across runs; the first run provisions alice's buddy list
         imps_net.make_xcap_db(demo=True, provision=True)
@@ -43,8 +45,8 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for what, srv in (("redis-server", redis), ("FreeRADIUS (HAAA)", radius), ("presence server", ps),
-                          ("HSP", hsp), ("edge proxy", edge), ("XCAP server", xcap)):
+        for what, srv in (("redis-server", redis), ("FreeRADIUS (HAAA)", radius),
+                          ("presence and XCAP server", ps), ("HSP", hsp), ("edge proxy", edge)):
             print(f"starting {what} ...", flush=True)
             srv.start()
             started.append((what, srv))
@@ -59,7 +61,7 @@ IMPS demo network is up (domain {P['IMPS_DOMAIN_A']}); Ctrl-C stops everything.
   HSP (registrar, reg)   udp+tcp {ip}:{P['IMPS_HSP_A_PORT']}   kamcmd -s unix:{hsp.ctl}
   presence server        udp+tcp {ip}:{P['IMPS_PS_A_PORT']}   kamcmd -s unix:{ps.ctl}
   watcher rules          {imps_net.presence_db_path(demo=True)} (users of {P['IMPS_DOMAIN_A']} see each other)
-  XCAP (List and Policy) {xcap_http}   kamcmd -s unix:{xcap.ctl}
+  XCAP (List and Policy) {xcap_http}   (in the presence server)
                          {xcap_https} (CA: {xcap.cafile})
   XCAP documents         {imps_net.xcap_db_path(demo=True)}
   Redis                  {redis.host}:{redis.port}
@@ -79,6 +81,7 @@ Try it:
   kamcmd -s unix:{ps.ctl} imps_presence.show alice@{P['IMPS_DOMAIN_A']}
   curl --digest -u alice:alice-secret --cacert {xcap.cafile} \\
        '{xcap_https}/{alice_rl}'
+  kamcmd -s unix:{ps.ctl} imps_xcap.list sip:alice@{P['IMPS_DOMAIN_A']}
 """, flush=True)
         while not stop["now"]:
             for what, srv in started:

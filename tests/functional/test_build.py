@@ -44,11 +44,13 @@ def test_role_scripts_pass_kamailio_check_with_every_module_loaded():
     cfgs = [os.path.join(imps_net.CFG_DIR, f"{role}.cfg") for role in ("edge", "hsp", "presence", "xcap")]
     cfgs.append(os.path.join(ROOT, "tests", "functional", "aaa", "aaa-test.cfg"))
     loaded = set()
-    for cfg in cfgs:
+    for cfg in cfgs + [os.path.join(imps_net.CFG_DIR, "xcap-server.cfg")]:  # imported by xcap.cfg
         loaded |= set(re.findall(r'loadmodule "(imps_\w+)\.so"', open(cfg).read()))
     assert loaded == {os.path.basename(m)[:-3] for m in MODULES}
-    for cfg in cfgs:
-        r = subprocess.run([imps_net.KAMAILIO, "-c", "-f", cfg,
+    # and the presence server that is the List and Policy Server too
+    checks = [(cfg, []) for cfg in cfgs] + [(cfgs[2], ["-A", "WITH_XCAP"])]
+    for cfg, defines in checks:
+        r = subprocess.run([imps_net.KAMAILIO, "-c", "-f", cfg, *defines,
                             "-L", f"{imps_net.BUILD_MODULES}:{imps_net.STOCK_MODULES}"],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "config file ok" in r.stdout + r.stderr, r.stdout + r.stderr

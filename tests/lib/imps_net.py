@@ -420,6 +420,11 @@ def xcap_a(workdir, defines=None, demo=False, tls=False, pki_dir=None):
     if not demo:
         d.setdefault("XCAP_TEST_DB", None)
     k = XcapServer("xcap", "xcap-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_XCAP_A_PORT"])), workdir, d)
+    return _xcap_setup(k, workdir, tls, pki_dir)
+
+
+def _xcap_setup(k, workdir, tls, pki_dir):
+    """What an XCAP-serving instance needs: pkg memory, and with tls HTTPS with a PKI."""
     k.pkg_mb = 64  # a 1 MiB document is copied a few times while a request is handled
     if tls:
         k.defines.setdefault("WITH_TLS", None)
@@ -428,3 +433,16 @@ def xcap_a(workdir, defines=None, demo=False, tls=False, pki_dir=None):
         k.pki_dir = pki_dir or os.path.join(workdir, "xcap-pki")
         k.cafile = make_test_pki(k.pki_dir, reuse=True)
     return k
+
+
+def ps_xcap_a(workdir, defines=None, demo=False, tls=False, pki_dir=None):
+    """The presence server as the List and Policy Server too (presence.cfg -A WITH_XCAP):
+    imps_xcap in the same Kamailio on the XCAP ports, pres-rules read in process, xcap-diff.
+    Outside the demo it uses the tests' rules and documents files; tls as for xcap_a()."""
+    d = dict(defines or {})
+    d.setdefault("WITH_XCAP", None)
+    if not demo:
+        d.setdefault("PS_TEST_DB", None)
+        d.setdefault("XCAP_TEST_DB", None)
+    k = XcapServer("presence", "ps-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_PS_A_PORT"])), workdir, d)
+    return _xcap_setup(k, workdir, tls, pki_dir)

@@ -272,7 +272,8 @@ class Subscription:
         self.remote_target = None
         self.password = f"{ua.user}-secret"  # the demo subscribers' passwords
 
-    def _build(self, expires, extra=None, omit=(), uri=None, to=None):
+    def _build(self, expires, extra=None, omit=(), uri=None, to=None, body=None,
+               content_type=None):
         self.cseq += 1
         in_dialog = self.to_tag is not None
         ruri = uri or (self.remote_target if in_dialog else self.target)
@@ -296,6 +297,10 @@ class Subscription:
         if expires is not None:
             lines.append(f"Expires: {expires}")
         lines += list(extra or [])
+        if body:
+            data = body.encode()
+            lines += [f"Content-Type: {content_type}", f"Content-Length: {len(data)}", "", ""]
+            return "\r\n".join(lines) + body
         lines += ["Content-Length: 0", "", ""]
         return "\r\n".join(lines)
 
