@@ -1,5 +1,7 @@
 #include "imps/xml_parse.hpp"
 
+#include "imps/sip_text.hpp"
+
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
 #include <libxml/xmlerror.h>
@@ -87,6 +89,38 @@ Parsed parse_safe(std::string_view body)
 	}
 	out.ok = true;
 	return out;
+}
+
+std::string prop(xmlNodePtr n, const char *name)
+{
+	xmlChar *v = xmlGetNoNsProp(n, BAD_CAST name);
+	std::string s = str_of(v);
+	if (v) xmlFree(v);
+	return s;
+}
+
+std::string content(xmlNodePtr n)
+{
+	xmlChar *v = xmlNodeGetContent(n);
+	std::string s = imps::trim(str_of(v));
+	if (v) xmlFree(v);
+	return s;
+}
+
+std::string escape(std::string_view v)
+{
+	std::string o;
+	o.reserve(v.size());
+	for (char c : v) {
+		switch (c) {
+		case '&': o += "&amp;"; break;
+		case '<': o += "&lt;"; break;
+		case '>': o += "&gt;"; break;
+		case '"': o += "&quot;"; break;
+		default: o += c;
+		}
+	}
+	return o;
 }
 
 }  // namespace imps::xml

@@ -15,28 +15,14 @@ const char *kCp = "urn:ietf:params:xml:ns:common-policy";
 const char *kPr = "urn:ietf:params:xml:ns:pres-rules";
 const char *kOmaCp = "urn:oma:xml:xdm:common-policy";
 
+using imps::xml::prop;
 using imps::xml::str_of;
+std::string text(xmlNodePtr n) { return imps::xml::content(n); }
 
 bool is(xmlNodePtr n, const char *ns, const char *local = nullptr)
 {
 	return n && n->type == XML_ELEMENT_NODE && n->ns && str_of(n->ns->href) == ns
 			&& (!local || str_of(n->name) == local);
-}
-
-std::string prop(xmlNodePtr n, const char *name)
-{
-	xmlChar *v = xmlGetNoNsProp(n, BAD_CAST name);
-	std::string s = str_of(v);
-	if (v) xmlFree(v);
-	return s;
-}
-
-std::string text(xmlNodePtr n)
-{
-	xmlChar *v = xmlNodeGetContent(n);
-	std::string s = trim(str_of(v));
-	if (v) xmlFree(v);
-	return s;
 }
 
 // "sip:User@Host;p" or "User@Host" -> "user@host": uri_identity's canonical form (params

@@ -6,25 +6,11 @@
 namespace imps::presence::xcapdiff {
 namespace {
 
+std::string esc(std::string_view v) { return imps::xml::escape(v); }
+
 const char *kRl = "urn:ietf:params:xml:ns:resource-lists";
 
 using imps::xml::str_of;
-
-std::string esc(std::string_view v)
-{
-	std::string o;
-	o.reserve(v.size());
-	for (char c : v) {
-		switch (c) {
-		case '&': o += "&amp;"; break;
-		case '<': o += "&lt;"; break;
-		case '>': o += "&gt;"; break;
-		case '"': o += "&quot;"; break;
-		default: o += c;
-		}
-	}
-	return o;
-}
 
 void collect(xmlNodePtr n, std::vector<std::string> &uris)
 {

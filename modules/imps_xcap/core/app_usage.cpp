@@ -31,14 +31,7 @@ bool in_ns(xmlNodePtr n, const char *ns, const char *local)
 			&& str_of(n->name) == local;
 }
 
-std::string prop(xmlNodePtr n, const char *name)
-{
-	xmlChar *v = xmlGetNoNsProp(n, BAD_CAST name);
-	std::string s = str_of(v);
-	if (v) xmlFree(v);
-	return s;
-}
-
+using imps::xml::prop;
 std::string esc(const std::string &v) { return xml_escape(v); }
 
 // ---- schema compilation: embedded files only -------------------------------------------
@@ -294,18 +287,7 @@ bool check_ruleset(xmlDocPtr doc, const std::string &, const CorpusFn &, Refusal
 
 }  // namespace
 
-std::string xml_escape(const std::string &v)
-{
-	std::string o;
-	for (char c : v) {
-		if (c == '&') o += "&amp;";
-		else if (c == '<') o += "&lt;";
-		else if (c == '>') o += "&gt;";
-		else if (c == '"') o += "&quot;";
-		else o += c;
-	}
-	return o;
-}
+std::string xml_escape(const std::string &v) { return imps::xml::escape(v); }
 
 xmlSchemaPtr compile_embedded(const std::string &file)
 {

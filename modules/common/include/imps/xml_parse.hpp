@@ -31,5 +31,11 @@ Parsed parse_safe(std::string_view body);
 
 // libxml2's text (a name, an href, a property) as a string; "" for none.
 inline std::string str_of(const xmlChar *s) { return s ? reinterpret_cast<const char *>(s) : ""; }
+// An element's attribute of no namespace ("" when absent).
+std::string prop(xmlNodePtr n, const char *name);
+// An element's text content, trimmed.
+std::string content(xmlNodePtr n);
+// Text escaped for an attribute value or element content (& < > ").
+std::string escape(std::string_view v);
 
 }  // namespace imps::xml
