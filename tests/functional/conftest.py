@@ -111,3 +111,21 @@ def net():
 def clean_net(net):
     net.clean()
     yield net
+
+
+@pytest.fixture(scope="module")
+def colocated_ps(net):
+    """For one test module: the presence server as the List and Policy Server and the
+    resource list server too (presence.cfg -A WITH_XCAP) in place of the plain one, with an
+    empty documents database."""
+    orig = net.ps
+    orig.stop()
+    imps_net.make_xcap_db(provision=False)
+    ps = imps_net.ps_xcap_a(net.workdir, PS_DEFINES)
+    net.ps = ps
+    ps.start()
+    imps_net.wait_port(net.plan["IMPS_IP_A"], int(net.plan["IMPS_XCAP_A_PORT"]), "tcp")
+    yield ps
+    ps.stop()
+    net.ps = orig
+    orig.start()

@@ -16,7 +16,6 @@ from lxml import etree
 import imps_net
 import presence_check
 import xcapclient
-from conftest import PS_DEFINES
 from sipua import Publisher, Subscription
 
 P = imps_net.PLAN
@@ -75,19 +74,8 @@ RICH = f"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 @pytest.fixture(scope="module")
-def lps(net):
-    """The presence server with imps_xcap loaded (WITH_XCAP) in place of the plain one."""
-    orig = net.ps
-    orig.stop()
-    imps_net.make_xcap_db(provision=False)
-    ps = imps_net.ps_xcap_a(net.workdir, PS_DEFINES)
-    net.ps = ps
-    ps.start()
-    imps_net.wait_port(HOST, PORT, "tcp")
-    yield ps
-    ps.stop()
-    net.ps = orig
-    orig.start()
+def lps(colocated_ps):
+    return colocated_ps
 
 
 @pytest.fixture

@@ -207,7 +207,12 @@ class UA:
                     if self.answer_delay:
                         time.sleep(self.answer_delay)
                     if code:
-                        self.reply(m, code)
+                        try:
+                            self.reply(m, code)
+                        except OSError:
+                            if not self.running:
+                                return  # closed while the request came in
+                            raise
                 self.requests.put(m)
             else:
                 self.responses.put(m)

@@ -313,6 +313,13 @@ bool Store::set_status(const std::string &res, const std::string &sid, const std
 	return rep->type == REDIS_REPLY_ARRAY && rep->elements > 3 && reply_int(rep->element[3]) == 1;
 }
 
+bool Store::set_data(const std::string &res, const std::string &sid, const std::string &data)
+{
+	Reply rep = r_.eval(lua_script("subs_set"), views(k_.script_keys(res)),
+			{"0", busy_arg(), sid, data, "data"});
+	return rep->type == REDIS_REPLY_ARRAY && rep->elements > 3 && reply_int(rep->element[3]) == 1;
+}
+
 bool Store::take(const std::string &res, const std::string &sid, const std::string &reason,
 		bool final, long long now_ms, Batch &out)
 {

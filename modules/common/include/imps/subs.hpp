@@ -215,6 +215,8 @@ public:
 			const std::string &delta = "");
 	// The record's status, with no NOTIFY turn (the caller holds one). false: not found.
 	bool set_status(const std::string &res, const std::string &sid, const std::string &status);
+	// The record's package data (Subscription::data), with no NOTIFY turn. false: not found.
+	bool set_data(const std::string &res, const std::string &sid, const std::string &data);
 	// Removes a subscription now (terminated by the RPC, blocked): final NOTIFY with reason
 	// when final is set. false: not found.
 	bool take(const std::string &res, const std::string &sid, const std::string &reason,

@@ -1,0 +1,321 @@
+// extern "C" entry points of imps_rls's core: the shim's POD structs to the core's types, and
+// no exception crosses into Kamailio.
+#include "../imps_rls_capi.h"
+
+#include "engine.hpp"
+
+#include "imps/log.hpp"
+#include "imps/redis.hpp"
+#include "imps/sip_text.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+
+using namespace imps::rls;
+using imps::to_imps_str;
+using imps::to_string;
+
+namespace {
+
+long long now_ms()
+{
+	using namespace std::chrono;
+	return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+struct HostAdapter final : Host {
+	imps_rls_host_t h{};
+	bool send_notify(const imps::subs::Outgoing &n) override { return imps::subs::send_through(h.send_request, n); }
+	void stat(Stat which, long long delta) override
+	{
+		if (h.stat) h.stat(static_cast<int>(which), delta);
+	}
+	int xcap_get(const std::string &path, std::string &body) override
+	{
+		if (!h.xcap_get) return -1;
+		return h.xcap_get(to_imps_str(path), [](void *ctx, imps_str_t b, imps_str_t, imps_str_t) {
+			try {
+				*static_cast<std::string *>(ctx) = to_string(b);
+			} catch (...) {
+			}
+		}, &body);
+	}
+	bool xcap_list(const std::string &auid, std::vector<std::pair<std::string, std::string>> &out) override
+	{
+		if (!h.xcap_list) return false;
+		return h.xcap_list(to_imps_str(auid), to_imps_str(std::string()),
+					   [](void *ctx, imps_str_t path, imps_str_t etag, long long, long long) {
+						   try {
+							   static_cast<std::vector<std::pair<std::string, std::string>> *>(ctx)->emplace_back(
+									   to_string(path), to_string(etag));
+						   } catch (...) {
+						   }
+					   },
+					   &out)
+				== 0;
+	}
+	unsigned long xcap_generation() override { return h.xcap_generation ? h.xcap_generation() : 0; }
+	int watch(const std::string &presentity, const std::string &watcher, const std::string &key, int expires,
+			std::string &id) override
+	{
+		if (!h.watch) return -1;
+		char buf[128] = {0};
+		int rc = h.watch(to_imps_str(presentity), to_imps_str(watcher), to_imps_str(key), expires, buf, sizeof(buf));
+		id = buf;
+		return rc;
+	}
+	int unwatch(const std::string &presentity, const std::string &id) override
+	{
+		return h.unwatch ? h.unwatch(to_imps_str(presentity), to_imps_str(id)) : -1;
+	}
+};
+
+struct Process {
+	HostAdapter host;
+	std::unique_ptr<imps::Redis> redis;
+	std::unique_ptr<Engine> engine;
+};
+Process *g = nullptr;
+
+void copy(char *dst, size_t cap, std::string_view src) noexcept
+{
+	size_t n = std::min(cap - 1, src.size());
+	std::memcpy(dst, src.data(), n);
+	dst[n] = '\0';
+}
+
+template <class F, class R>
+R guarded(const char *where, R fallback, F &&f) noexcept
+{
+	try {
+		if (!g) throw std::runtime_error("module not initialized in this process");
+		return f();
+	} catch (const std::exception &e) {
+		IMPS_ERR("%s: %s", where, e.what());
+	} catch (...) {
+		IMPS_ERR("%s: unknown error", where);
+	}
+	return fallback;
+}
+
+}  // namespace
+
+extern "C" {
+
+int imps_rls_open(const imps_rls_config_t *cfg, const imps_rls_host_t *host) noexcept
+{
+	try {
+		imps_rls_close();
+		auto p = std::make_unique<Process>();
+		p->host.h = *host;
+		imps::set_log_sink(host->log);
+		p->redis = std::make_unique<imps::Redis>(imps::redis_config_of(*cfg));
+		Config c;
+		c.min_expires = cfg->min_expires;
+		c.max_expires = cfg->max_expires;
+		c.default_expires = cfg->default_expires;
+		c.batch_ms = cfg->batch_ms;
+		c.limits.max_members = static_cast<size_t>(cfg->max_members);
+		c.limits.max_depth = cfg->max_depth;
+		c.max_list_subscriptions = cfg->max_list_subscriptions;
+		c.max_backends = cfg->max_backends;
+		c.remove_on_timeout = cfg->remove_on_timeout != 0;
+		if (cfg->notify_busy_ms > 0) c.notify_busy_ms = cfg->notify_busy_ms;
+		if (cfg->node && *cfg->node) c.node = cfg->node;
+		c.epoch = std::to_string(cfg->epoch);
+		c.xcap_root = cfg->xcap_root ? cfg->xcap_root : "";
+		p->engine = std::make_unique<Engine>(c, *p->redis, cfg->key_prefix ? cfg->key_prefix : "imps:rls", p->host);
+		g = p.release();
+		return 0;
+	} catch (const std::exception &e) {
+		IMPS_ERR("imps_rls_open: %s", e.what());
+	} catch (...) {
+	}
+	return -1;
+}
+
+int imps_rls_is_open(void) noexcept { return g != nullptr; }
+
+void imps_rls_close(void) noexcept
+{
+	delete g;
+	g = nullptr;
+}
+
+int imps_rls_subscribe(const imps_rls_subscribe_t *r, imps_rls_reply_t *rep) noexcept
+{
+	auto fail = [rep](int code, const char *reason, const char *hdrs) {
+		rep->code = code;
+		copy(rep->reason, sizeof(rep->reason), reason);
+		copy(rep->headers, sizeof(rep->headers), hdrs);
+	};
+	try {
+		if (!g) throw std::runtime_error("module not initialized in this process");
+		SubscribeRequest req;
+		imps::subs::SubscribeCommon c = imps::subs::common_of(r->sub);
+		req.has_event = c.has_event;
+		req.event = c.event;
+		req.has_accept = c.has_accept;
+		req.accept = c.accept;
+		req.expires = c.expires;
+		req.in_dialog = c.in_dialog;
+		req.dialog = c.dialog;
+		req.eventlist = r->eventlist != 0;
+		req.service = to_string(r->service);
+		req.watcher = to_string(r->watcher);
+		req.display_name = to_string(r->display_name);
+		req.now = r->now;
+		req.now_ms = r->now_ms;
+		Response res = g->engine->subscribe(req);
+		if (!res.mine) {
+			fail(0, "", "");
+			return 0;
+		}
+		std::string hdrs;
+		for (const auto &h : res.headers) hdrs += h + "\r\n";
+		fail(res.code, res.reason.c_str(), hdrs.c_str());
+		return 0;
+	} catch (const imps::RedisError &e) {
+		IMPS_ERR("list SUBSCRIBE: %s", e.what());
+		fail(503, "Service Unavailable (state store unreachable)", "Retry-After: 5\r\n");
+	} catch (const std::exception &e) {
+		IMPS_ERR("list SUBSCRIBE: %s", e.what());
+		fail(500, "Server Internal Error", "");
+	} catch (...) {
+		fail(500, "Server Internal Error", "");
+	}
+	return -1;
+}
+
+void imps_rls_flush(void) noexcept
+{
+	guarded("list NOTIFY", 0, [] {
+		g->engine->flush();
+		return 0;
+	});
+}
+
+int imps_rls_member_notify(imps_str_t key, imps_str_t presentity, imps_str_t state, imps_str_t content_type,
+		imps_str_t body) noexcept
+{
+	return guarded("member NOTIFY", 500, [=] {
+		return g->engine->member_notify(to_string(key), to_string(presentity), to_string(state),
+				to_string(content_type), to_string(body), now_ms());
+	});
+}
+
+void imps_rls_document_changed(imps_str_t path) noexcept
+{
+	guarded("list change", 0, [=] {
+		g->engine->document_changed(to_string(path), now_ms());
+		return 0;
+	});
+}
+
+int imps_rls_refresh(imps_str_t service) noexcept
+{
+	return guarded("imps_rls.refresh", -1, [=] { return g->engine->refresh(to_string(service), now_ms()); });
+}
+
+int imps_rls_tick(long long now, long long ms, int expiry) noexcept
+{
+	return guarded("rls timer", -1, [=] {
+		g->engine->tick(now, ms, expiry != 0);
+		return 0;
+	});
+}
+
+void imps_rls_complete_many(const imps_response_t *r, size_t n) noexcept
+{
+	guarded("NOTIFY responses", 0, [=] {
+		g->engine->complete_many(imps::subs::responses_of(r, n), now_ms());
+		return 0;
+	});
+}
+
+namespace {
+
+void to_info(const Subscription &s, const Node &tree, imps_rls_subinfo_t &i)
+{
+	i.sid = to_imps_str(s.sid);
+	i.service = to_imps_str(tree.uri);
+	i.owner = to_imps_str(s.watcher);
+	i.status = to_imps_str(s.status);
+	i.expires_at = s.expires_at;
+	i.version = s.version;
+	i.members = static_cast<int>(members_of(tree).size());
+}
+
+void walk(const Node &n, int depth, const std::map<std::string, Backend> &by, const std::string &owner,
+		void (*sink)(void *, imps_str_t, imps_str_t, int, int, imps_str_t), void *ctx)
+{
+	for (const auto &c : n.children) {
+		std::string state;
+		if (!c.is_list) {
+			auto it = by.find(owner + "|" + presentity_of(c.uri));
+			state = it == by.end() ? "terminated;reason=noresource"
+								   : it->second.state + (it->second.reason.empty() ? "" : ";reason=" + it->second.reason);
+		}
+		sink(ctx, to_imps_str(c.uri), to_imps_str(c.name), depth, c.is_list ? 1 : 0, to_imps_str(state));
+		if (c.is_list) walk(c, depth + 1, by, owner, sink, ctx);
+	}
+}
+
+}  // namespace
+
+int imps_rls_list(void (*sink)(void *ctx, const imps_rls_subinfo_t *s), void *ctx) noexcept
+{
+	return guarded("imps_rls.list", -1, [=] {
+		for (const auto &s : g->engine->list_subscriptions()) {
+			Node tree;
+			decode(s.data, tree);
+			imps_rls_subinfo_t i{};
+			to_info(s, tree, i);
+			sink(ctx, &i);
+		}
+		return 0;
+	});
+}
+
+int imps_rls_show(imps_str_t sid, void (*sink_sub)(void *ctx, const imps_rls_subinfo_t *s),
+		void (*sink_member)(void *, imps_str_t, imps_str_t, int, int, imps_str_t), void *ctx) noexcept
+{
+	return guarded("imps_rls.show", -1, [=] {
+		Subscription s;
+		Node tree;
+		if (!g->engine->show(to_string(sid), s, tree)) return 0;
+		imps_rls_subinfo_t i{};
+		to_info(s, tree, i);
+		sink_sub(ctx, &i);
+		std::map<std::string, Backend> by;
+		for (auto &b : g->engine->backends()) by[b.key] = b;
+		walk(tree, 1, by, s.watcher, sink_member, ctx);
+		return 1;
+	});
+}
+
+int imps_rls_backends(void (*sink)(void *ctx, const imps_rls_backend_t *b), void *ctx) noexcept
+{
+	return guarded("imps_rls.backends", -1, [=] {
+		for (const auto &b : g->engine->backends()) {
+			imps_rls_backend_t o{};
+			o.key = to_imps_str(b.key);
+			o.member = to_imps_str(b.member);
+			o.owner = to_imps_str(b.owner);
+			o.id = to_imps_str(b.id);
+			o.state = to_imps_str(b.state);
+			o.reason = to_imps_str(b.reason);
+			o.refs = b.refs;
+			sink(ctx, &o);
+		}
+		return 0;
+	});
+}
+
+long long imps_rls_count_subscriptions(void) noexcept
+{
+	return guarded("list subscription count", -1LL, [] { return g->engine->count_subscriptions(); });
+}
+
+}  // extern "C"

@@ -1,0 +1,662 @@
+#include "engine.hpp"
+
+#include "rlmi.hpp"
+
+#include "imps/hash.hpp"
+#include "imps/log.hpp"
+#include "imps/redis.hpp"
+#include "imps/sip_text.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <stdexcept>
+
+namespace imps::rls {
+namespace {
+
+const char *kRlsServices = "rls-services";
+
+Response reply(int code, std::string reason, std::vector<std::string> headers = {})
+{
+	Response r;
+	r.code = code;
+	r.reason = std::move(reason);
+	r.headers = std::move(headers);
+	return r;
+}
+
+std::string host_of(const std::string &uri)
+{
+	std::string p = presentity_of(uri);
+	size_t at = p.rfind('@');
+	return at == std::string::npos ? std::string("rls") : p.substr(at + 1);
+}
+
+// "active;expires=60" -> active; "terminated;reason=rejected" -> terminated, rejected
+void parse_state(const std::string &v, std::string &state, std::string &reason)
+{
+	state = lower(trim(v.substr(0, v.find(';'))));
+	reason.clear();
+	size_t r = lower(v).find("reason=");
+	if (r != std::string::npos) {
+		reason = v.substr(r + 7);
+		reason = reason.substr(0, reason.find(';'));
+	}
+}
+
+long long subs_now_ms()
+{
+	using namespace std::chrono;
+	return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string xui_of_path(const std::string &path)
+{
+	size_t a = path.find("/users/");
+	if (a == std::string::npos) return {};
+	size_t x = a + 7, e = path.find('/', x);
+	return e == std::string::npos ? std::string() : path.substr(x, e - x);
+}
+
+}  // namespace
+
+// The services of every user (rls-services documents), found by URI; read again whenever the
+// List and Policy Server's change count moved.
+struct Engine::Services {
+	unsigned long generation = ~0ul;
+	std::map<std::string, Service> by_uri;  // canonical service URI (presentity_of) -> service
+};
+
+class Engine::ListPackage final : public subs::Package {
+public:
+	explicit ListPackage(Engine &e) : e_(e) {}
+	std::string name() const override { return "presence"; }
+	std::vector<std::string> content_types() const override { return {"multipart/related"}; }
+	subs::Notification full_state(const Subscription &s, long long now) override { return e_.list_state(s, "", now); }
+	subs::Notification final_state(const Subscription &s, const std::string &reason, long long now) override
+	{
+		return e_.list_state(s, reason, now);
+	}
+	void ended(const Subscription &s, const std::string &reason, long long now_ms) override
+	{
+		e_.list_ended(s, reason, now_ms);
+	}
+	std::string refreshed(Subscription &s, long long now_ms) override { return e_.list_refreshed(s, now_ms); }
+
+private:
+	Engine &e_;
+};
+
+Engine::Engine(Config cfg, Redis &redis, std::string key_prefix, Host &host)
+	: cfg_(std::move(cfg)),
+	  host_(host),
+	  prefix_(key_prefix),
+	  subs_(redis, subs::Keys(std::move(key_prefix)), cfg_.notify_busy_ms, cfg_.node, cfg_.epoch),
+	  delivery_(std::make_unique<subs::HostDelivery<Host>>(host)),
+	  package_(std::make_unique<ListPackage>(*this)),
+	  services_(std::make_unique<Services>())
+{
+	notifier_ = std::make_unique<subs::Notifier>(subs::notifier_config_of(cfg_), subs_, *delivery_,
+			[this](subs::Counter c, long long d) {
+				switch (c) {
+				case subs::Counter::Sent: host_.stat(Stat::NotifiesSent, d); break;
+				case subs::Counter::Failed: host_.stat(Stat::NotifiesFailed, d); break;
+				case subs::Counter::TimerErrors: host_.stat(Stat::TimerErrors, d); break;
+				case subs::Counter::Active: break;
+				}
+			});
+	notifier_->add(*package_);
+}
+
+Engine::~Engine() = default;
+
+std::string Engine::backend_key(const std::string &owner, const std::string &member) const
+{
+	return owner + "|" + member;
+}
+
+bool Engine::find_service(const std::string &uri, Service &out)
+{
+	unsigned long gen = host_.xcap_generation();
+	if (gen != services_->generation) {
+		std::vector<std::pair<std::string, std::string>> docs;
+		if (!host_.xcap_list(kRlsServices, docs)) throw std::runtime_error("the rls-services documents cannot be listed");
+		std::map<std::string, Service> by;
+		for (const auto &[path, etag] : docs) {
+			std::string xui = xui_of_path(path), body;
+			if (xui.empty() || host_.xcap_get(path, body) != 200) continue;
+			for (auto &s : parse_services(body, xui, path)) by[presentity_of(s.uri)] = std::move(s);
+		}
+		services_->by_uri.swap(by);
+		services_->generation = gen;
+	}
+	auto it = services_->by_uri.find(presentity_of(uri));
+	if (it == services_->by_uri.end()) return false;
+	out = it->second;
+	return true;
+}
+
+// ---- SUBSCRIBE --------------------------------------------------------------------------------
+
+Response Engine::subscribe(const SubscribeRequest &req)
+{
+	notifier_->discard();
+	subs::Notifier::Request r;
+	r.event = req.event;
+	r.has_event = req.has_event;
+	r.has_accept = req.has_accept;
+	r.accept = req.accept;
+	r.expires = req.expires;
+	r.in_dialog = req.in_dialog;
+	r.now = req.now;
+	r.now_ms = req.now_ms;
+	r.sub.dialog = req.dialog;
+	if (req.in_dialog) {
+		std::string sid = subs::subscription_id(req.dialog.callid, req.dialog.remote_tag, req.dialog.local_tag);
+		r.sub.resource = subs_.resource_of(sid);
+		if (r.sub.resource.empty()) {
+			Response no;
+			no.mine = false;  // not a list subscription: imps_presence's, or unknown
+			return no;
+		}
+		auto nr = notifier_->subscribe(r, *package_, cfg_.max_list_subscriptions);
+		Response out = reply(nr.code, nr.reason, nr.headers);
+		if (nr.code == 200) out.headers.push_back("Require: eventlist");
+		return out;
+	}
+	Service svc;
+	if (!find_service(req.service, svc)) {
+		Response no;
+		no.mine = false;
+		return no;
+	}
+	std::string pkg = lower(trim(req.event.substr(0, req.event.find(';'))));
+	if (!req.has_event || pkg != "presence")
+		return reply(489, "Bad Event", {"Allow-Events: presence"});
+	if (!svc.packages.empty() && std::find(svc.packages.begin(), svc.packages.end(), "presence") == svc.packages.end())
+		return reply(489, "Bad Event (the list does not offer presence)", {"Allow-Events: presence"});
+	if (!req.eventlist) return reply(421, "Extension Required", {"Require: eventlist"});
+	// RFC 4662 4.4: the list is its owner's
+	if (lower(xui_of_path(svc.path)) != lower("sip:" + req.watcher))
+		return reply(403, "Forbidden (only the list's owner may subscribe to it)");
+	subs::Notifier::Response nr;
+	if (!notifier_->check(r, *package_, nr)) return reply(nr.code, nr.reason, nr.headers);
+
+	Resolved res = resolve(svc, cfg_.xcap_root,
+			[this](const std::string &path, std::string &body) { return host_.xcap_get(path, body); }, cfg_.limits);
+	for (const auto &e : res.errors) IMPS_WARN("list %s: %s", svc.uri.c_str(), e.c_str());
+	if (!res.errors.empty()) host_.stat(Stat::ListErrors, static_cast<long long>(res.errors.size()));
+	res.root.uri = svc.uri;
+	Subscription &s = r.sub;
+	s.resource = presentity_of(svc.uri);
+	s.watcher = req.watcher;
+	s.watcher_uri = req.dialog.remote_uri;
+	s.display_name = req.display_name;
+	s.dialog.event_id = event_id(req.event);
+	s.status = "active";
+	s.data = encode(res.root);
+	// the members first: their states are in the store before the first NOTIFY is built
+	int expires = notifier_->expires_of(r);
+	s.sid = subs::subscription_id(s.dialog.callid, s.dialog.remote_tag, s.dialog.local_tag);
+	if (expires > 0) attach(s, res.root, expires, req.now_ms);
+	nr = notifier_->subscribe(r, *package_, cfg_.max_list_subscriptions);
+	if (nr.code != 200) {
+		if (expires > 0 && !nr.created) {
+			Subscription probe;
+			Node t;
+			if (!show(s.sid, probe, t)) detach(req.watcher, s.sid, members_of(res.root), req.now_ms);
+		}
+		if (nr.code == 403) return reply(403, "Forbidden (too many subscriptions of this list)");
+		return reply(nr.code, nr.reason, nr.headers);
+	}
+	if (nr.created) host_.stat(Stat::ListSubscriptions, 1);
+	if (expires == 0) detach(req.watcher, s.sid, members_of(res.root), req.now_ms);
+	if (!deferred_.empty()) {
+		// other lists' changes: after this reply's NOTIFY (kept queued meanwhile)
+		auto queued = std::move(deferred_);
+		deferred_.clear();
+		pending_changes_.insert(pending_changes_.end(), queued.begin(), queued.end());
+	}
+	Response out = reply(200, "OK", nr.headers);
+	out.headers.push_back("Require: eventlist");
+	return out;
+}
+
+void Engine::flush()
+{
+	notifier_->flush();
+	if (!pending_changes_.empty()) {
+		deferred_ = std::move(pending_changes_);
+		pending_changes_.clear();
+		run_deferred(subs_now_ms());
+	}
+}
+
+void Engine::run_deferred(long long now_ms)
+{
+	for (int round = 0; round < 8 && !deferred_.empty(); ++round) {
+		auto d = std::move(deferred_);
+		deferred_.clear();
+		for (const auto &[bkey, member] : d) member_changed(bkey, member, now_ms);
+	}
+}
+
+// ---- back-end watches ------------------------------------------------------------------------
+
+void Engine::attach(const Subscription &s, const Node &tree, int expires, long long now_ms)
+{
+	Redis &r = subs_.redis();
+	const std::string ref = s.resource + "\t" + s.sid;
+	const std::string owner = s.watcher;
+	for (const auto &m : members_of(tree)) {
+		std::string p = presentity_of(m);
+		if (p.empty()) continue;  // not a SIP URI: shown terminated (noresource)
+		std::string bkey = backend_key(owner, p);
+		std::string hk = subs_.keys().resource("be:" + bkey, "state");
+		std::string rk = subs_.keys().resource("be:" + bkey, "refs");
+		r.command({"SADD", rk, ref});
+		auto added = r.command({"SADD", prefix_ + ":backends", bkey});
+		if (added && reply_int(added.get()) == 1) {
+			auto n = r.command({"SCARD", prefix_ + ":backends"});
+			if (n && reply_int(n.get()) > cfg_.max_backends) {
+				r.command({"HSET", hk, "member", m, "presentity", p, "owner", owner, "state", "terminated", "reason", "noresource"});
+				IMPS_WARN("more than %d back-end watches: %s not watched", cfg_.max_backends, p.c_str());
+				continue;
+			}
+			host_.stat(Stat::Backends, 1);
+		}
+		r.command({"HSET", hk, "member", m, "presentity", p, "owner", owner});
+		std::string id;
+		in_watch_ = true;
+		in_watch_key_ = bkey;
+		int rc = -1;
+		try {
+			rc = host_.watch(p, owner, bkey, expires + 30, id);
+		} catch (...) {
+			in_watch_ = false;
+			throw;
+		}
+		in_watch_ = false;
+		if (rc == 200) {
+			r.command({"HSET", hk, "id", id});
+		} else {
+			// RFC 6665 reasons: blocked by the member (rejected), else try later (probation)
+			r.command({"HSET", hk, "state", "terminated", "reason", rc == 403 ? "rejected" : "probation", "ctype", "", "body", ""});
+		}
+	}
+}
+
+void Engine::detach(const std::string &owner, const std::string &sid, const std::vector<std::string> &members,
+		long long)
+{
+	Redis &r = subs_.redis();
+	for (const auto &m : members) {
+		std::string p = presentity_of(m);
+		if (p.empty()) continue;
+		std::string bkey = backend_key(owner, p);
+		std::string hk = subs_.keys().resource("be:" + bkey, "state");
+		std::string rk = subs_.keys().resource("be:" + bkey, "refs");
+		auto members_left = r.command({"SMEMBERS", rk});
+		for (size_t i = 0; members_left && i < members_left->elements; ++i) {
+			std::string v = reply_str(members_left->element[i]);
+			if (v.size() > sid.size() && v.compare(v.size() - sid.size(), sid.size(), sid) == 0) r.command({"SREM", rk, v});
+		}
+		auto left = r.command({"SCARD", rk});
+		if (left && reply_int(left.get()) > 0) continue;
+		auto id = r.command({"HGET", hk, "id"});
+		std::string wid = id ? reply_str(id.get()) : std::string();
+		r.command({"DEL", hk, rk});
+		auto removed = r.command({"SREM", prefix_ + ":backends", bkey});
+		if (removed && reply_int(removed.get()) == 1) host_.stat(Stat::Backends, -1);
+		if (!wid.empty()) host_.unwatch(p, wid);
+	}
+}
+
+int Engine::member_notify(const std::string &bkey, const std::string &presentity, const std::string &state_hdr,
+		const std::string &content_type, const std::string &body, long long now_ms)
+{
+	Redis &r = subs_.redis();
+	std::string hk = subs_.keys().resource("be:" + bkey, "state");
+	std::string rk = subs_.keys().resource("be:" + bkey, "refs");
+	auto refs = r.command({"SCARD", rk});
+	if (!refs || reply_int(refs.get()) == 0) return 481;  // no list holds it any more
+	std::string state, reason;
+	parse_state(state_hdr, state, reason);
+	auto old = r.command({"HMGET", hk, "state", "body", "member"});
+	std::string old_state = old && old->elements > 0 ? reply_str(old->element[0]) : "";
+	std::string old_body = old && old->elements > 1 ? reply_str(old->element[1]) : "";
+	std::string member = old && old->elements > 2 ? reply_str(old->element[2]) : "sip:" + presentity;
+	r.command({"HSET", hk, "state", state, "reason", reason, "ctype", content_type, "body", body});
+	if (state == old_state && body == old_body) return 200;  // a refresh: nothing new
+	if (in_watch_) {
+		// the watch being made: the list subscription being made (or refreshed) shows it;
+		// another back-end's change that came along: notified once the watch is done
+		if (bkey != in_watch_key_) deferred_.emplace_back(bkey, member);
+		return 200;
+	}
+	member_changed(bkey, member, now_ms);
+	if (state == "terminated") {
+		// the watch is over: a later list refresh watches the member again
+		r.command({"HDEL", hk, "id"});
+	}
+	return 200;
+}
+
+// The list subscriptions holding the back-end learn of its change: a partial NOTIFY naming
+// it, at most one per batch_ms per subscription (changes meanwhile wait and go together).
+void Engine::member_changed(const std::string &bkey, const std::string &member_uri, long long now_ms)
+{
+	std::string rk = subs_.keys().resource("be:" + bkey, "refs");
+	auto refs = subs_.redis().command({"SMEMBERS", rk});
+	std::map<std::string, std::vector<std::string>> by_res;
+	for (size_t i = 0; refs && i < refs->elements; ++i) {
+		std::string v = reply_str(refs->element[i]);
+		size_t t = v.find('\t');
+		if (t != std::string::npos) by_res[v.substr(0, t)].push_back(v.substr(t + 1));
+	}
+	long long now = now_ms / 1000;
+	for (const auto &[res, sids] : by_res) {
+		try {
+			subs::Batch b = subs_.turn(res, sids, "", cfg_.batch_ms, now_ms, member_uri);
+			for (auto &w : b.send) {
+				if (!w.pending_overflow) w.pending_deltas += (w.pending_deltas.empty() ? "" : "\n") + member_uri;
+				notifier_->queue(w, list_state(w, "", now), subs::subscription_state(w, now));
+			}
+			for (const auto &x : b.removed) notifier_->queue_final(x, now, now_ms);
+		} catch (const std::exception &e) {
+			host_.stat(Stat::TimerErrors, 1);
+			IMPS_ERR("list %s: change of %s not notified: %s", res.c_str(), member_uri.c_str(), e.what());
+		}
+	}
+	flush();
+}
+
+// ---- NOTIFY bodies ---------------------------------------------------------------------------
+
+namespace {
+
+struct MemberState {
+	std::string state = "pending", reason, ctype, body;
+	bool known = false;
+};
+
+struct Build {
+	const std::map<std::string, MemberState> &states;  // by member URI
+	const std::set<std::string> *changed;              // partial: the member URIs; null: full
+	std::string host;
+	unsigned long long version;
+};
+
+// The parts of one list level: its RLMI root first, then a part per active member and per
+// nested list shown. Empty when a partial NOTIFY has nothing of this level to show.
+std::vector<Part> build_level(const Node &list, Build &b, std::string &root_cid)
+{
+	std::vector<Resource> resources;
+	std::vector<Part> parts(1);
+	for (const auto &c : list.children) {
+		Resource r;
+		r.uri = c.uri;
+		r.name = c.name;
+		if (c.is_list) {
+			std::string sub_cid;
+			std::vector<Part> sub = build_level(c, b, sub_cid);
+			if (sub.empty()) continue;
+			std::string boundary = new_boundary(sub);
+			Part p;
+			p.content_id = sub_cid;
+			p.content_type = multipart_type(sub[0].content_id, boundary);
+			p.body = multipart_body(boundary, sub);
+			p.content_id = random_token(6) + "@" + b.host;
+			r.instances.push_back({sha1_hex(c.uri).substr(0, 12), "active", "", p.content_id});
+			parts.push_back(std::move(p));
+			resources.push_back(std::move(r));
+			continue;
+		}
+		if (b.changed && !b.changed->count(c.uri)) continue;
+		auto it = b.states.find(c.uri);
+		MemberState ms = it == b.states.end() ? MemberState{} : it->second;
+		if (presentity_of(c.uri).empty()) {
+			ms.state = "terminated";
+			ms.reason = "noresource";
+		}
+		Instance in;
+		in.id = sha1_hex(c.uri).substr(0, 12);
+		in.state = ms.state == "active" || ms.state == "terminated" ? ms.state : "pending";
+		in.reason = ms.reason;
+		if (in.state == "active" && !ms.body.empty()) {
+			Part p;
+			p.content_id = random_token(6) + "@" + b.host;
+			p.content_type = (ms.ctype.empty() ? "application/pidf+xml" : ms.ctype) + ";charset=\"UTF-8\"";
+			p.body = ms.body;
+			in.cid = p.content_id;
+			parts.push_back(std::move(p));
+		} else if (in.state == "active") {
+			in.state = "pending";  // no state to show yet
+		}
+		r.instances.push_back(in);
+		resources.push_back(std::move(r));
+	}
+	if (b.changed && resources.empty()) return {};
+	root_cid = random_token(6) + "@" + b.host;
+	parts[0].content_id = root_cid;
+	parts[0].content_type = "application/rlmi+xml;charset=\"UTF-8\"";
+	parts[0].body = rlmi_document(list.uri, b.version, b.changed == nullptr, list.name, resources);
+	return parts;
+}
+
+}  // namespace
+
+subs::Notification Engine::list_state(const Subscription &s, const std::string &reason, long long)
+{
+	if (!reason.empty()) return {};
+	Node tree;
+	if (!decode(s.data, tree)) throw std::runtime_error("list subscription " + s.sid + " has no list");
+	bool partial = !s.pending_deltas.empty() && !s.pending_overflow;
+	std::set<std::string> changed;
+	if (partial) {
+		size_t from = 0;
+		while (from < s.pending_deltas.size()) {
+			size_t nl = s.pending_deltas.find('\n', from);
+			if (nl == std::string::npos) nl = s.pending_deltas.size();
+			changed.insert(s.pending_deltas.substr(from, nl - from));
+			from = nl + 1;
+		}
+	}
+	// the members' states, in one round trip
+	std::vector<std::string> uris;
+	for (const auto &m : members_of(tree))
+		if (!partial || changed.count(m)) uris.push_back(m);
+	std::vector<std::vector<std::string>> cmds;
+	std::vector<std::string> keys;
+	for (const auto &m : uris) {
+		std::string p = presentity_of(m);
+		keys.push_back(p.empty() ? std::string() : subs_.keys().resource("be:" + backend_key(s.watcher, p), "state"));
+	}
+	std::vector<std::vector<std::string_view>> views;
+	for (const auto &k : keys)
+		if (!k.empty()) views.push_back({"HMGET", k, "state", "reason", "ctype", "body"});
+	std::map<std::string, MemberState> states;
+	if (!views.empty()) {
+		auto replies = subs_.redis().pipeline(views);
+		size_t j = 0;
+		for (size_t i = 0; i < uris.size(); ++i) {
+			if (keys[i].empty()) continue;
+			const auto &rep = replies[j++];
+			MemberState ms;
+			if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4 && rep->element[0]->type == REDIS_REPLY_STRING) {
+				ms.known = true;
+				ms.state = reply_str(rep->element[0]);
+				ms.reason = reply_str(rep->element[1]);
+				ms.ctype = reply_str(rep->element[2]);
+				ms.body = reply_str(rep->element[3]);
+			}
+			states[uris[i]] = ms;
+		}
+	}
+	Build b{states, partial ? &changed : nullptr, host_of(s.dialog.local_uri.empty() ? tree.uri : s.dialog.local_uri), s.version};
+	std::string root_cid;
+	std::vector<Part> parts = build_level(tree, b, root_cid);
+	if (parts.empty()) {
+		// a partial NOTIFY whose members left the list meanwhile: full state instead
+		b.changed = nullptr;
+		parts = build_level(tree, b, root_cid);
+	}
+	std::string boundary = new_boundary(parts);
+	subs::Notification n;
+	n.content_type = multipart_type(root_cid, boundary);
+	n.body = multipart_body(boundary, parts);
+	n.headers = {"Require: eventlist"};
+	host_.stat(Stat::NotifyBytes, static_cast<long long>(n.body.size()));
+	return n;
+}
+
+void Engine::list_ended(const Subscription &s, const std::string &, long long now_ms)
+{
+	Node tree;
+	if (decode(s.data, tree)) detach(s.watcher, s.sid, members_of(tree), now_ms);
+	host_.stat(Stat::ListSubscriptions, -1);
+}
+
+// A refresh: the members' watches are refreshed too (they outlive the list by 30 s).
+std::string Engine::list_refreshed(Subscription &s, long long now_ms)
+{
+	Node tree;
+	if (!decode(s.data, tree)) return {};
+	int expires = static_cast<int>(std::max(0LL, s.expires_at - now_ms / 1000));
+	if (expires > 0) attach(s, tree, expires, now_ms);
+	pending_changes_.insert(pending_changes_.end(), deferred_.begin(), deferred_.end());
+	deferred_.clear();
+	return {};
+}
+
+// ---- list changes ----------------------------------------------------------------------------
+
+int Engine::refresh(const std::string &service, long long now_ms)
+{
+	services_->generation = ~0ul;
+	notifier_->discard();
+	int n = 0;
+	std::vector<std::string> uris;
+	if (!service.empty()) uris.push_back(service);
+	else {
+		Service probe;
+		find_service("", probe);
+		for (const auto &[k, v] : services_->by_uri) uris.push_back(v.uri);
+	}
+	for (const auto &uri : uris) {
+		Service svc;
+		if (!find_service(uri, svc)) continue;
+		std::string res = presentity_of(svc.uri);
+		for (auto s : subs_.of(res, "presence")) {
+			Node old_tree;
+			decode(s.data, old_tree);
+			Resolved r = resolve(svc, cfg_.xcap_root,
+					[this](const std::string &path, std::string &body) { return host_.xcap_get(path, body); }, cfg_.limits);
+			r.root.uri = svc.uri;
+			std::string data = encode(r.root);
+			if (data == s.data) continue;
+			auto before = members_of(old_tree), after = members_of(r.root);
+			std::vector<std::string> gone, added;
+			for (const auto &m : before)
+				if (std::find(after.begin(), after.end(), m) == after.end()) gone.push_back(m);
+			if (!subs_.set_data(res, s.sid, data)) continue;
+			s.data = data;
+			int expires = static_cast<int>(std::max(0LL, s.expires_at - now_ms / 1000));
+			if (expires > 0) attach(s, r.root, expires, now_ms);
+			detach(s.watcher, s.sid, gone, now_ms);
+			run_deferred(now_ms);
+			// the list changed as a whole: full state
+			subs::Batch b = subs_.turn(res, {s.sid}, "", 0, now_ms);
+			notifier_->handle(b, now_ms / 1000, now_ms);
+			++n;
+		}
+	}
+	flush();
+	return n;
+}
+
+void Engine::document_changed(const std::string &path, long long now_ms)
+{
+	if (path.rfind("rls-services/", 0) != 0 && path.rfind("resource-lists/", 0) != 0) return;
+	std::string xui = xui_of_path(path);
+	if (xui.empty()) return;
+	services_->generation = ~0ul;
+	// the services of the owner of the changed document (a resource-lists document is
+	// referenced by its owner's services)
+	Service probe;
+	find_service("", probe);
+	std::vector<std::string> uris;
+	for (const auto &[k, v] : services_->by_uri)
+		if (lower(v.owner_xui) == lower(xui)) uris.push_back(v.uri);
+	for (const auto &u : uris) refresh(u, now_ms);
+}
+
+// ---- timer, RPC ------------------------------------------------------------------------------
+
+void Engine::tick(long long now, long long now_ms, bool expiry)
+{
+	if (expiry) {
+		notifier_->expire(now, now_ms);
+		flush();
+	}
+	notifier_->send_due(now_ms);
+	flush();
+}
+
+void Engine::complete_many(const std::vector<subs::Store::Response> &responses, long long now_ms)
+{
+	notifier_->complete_many(responses, now_ms);
+	flush();
+}
+
+std::vector<Subscription> Engine::list_subscriptions()
+{
+	std::vector<Subscription> out;
+	for (int b = 0; b < subs_.keys().buckets(); ++b) {
+		unsigned long long cursor = 0;
+		do {
+			for (auto &s : subs_.scan(cursor, b, 200)) out.push_back(std::move(s));
+		} while (cursor != 0 && out.size() < 10000);
+	}
+	return out;
+}
+
+bool Engine::show(const std::string &sid, Subscription &out, Node &tree)
+{
+	std::string res = subs_.resource_of(sid);
+	if (res.empty()) return false;
+	for (auto &s : subs_.of(res, "presence"))
+		if (s.sid == sid) {
+			out = s;
+			decode(s.data, tree);
+			return true;
+		}
+	return false;
+}
+
+std::vector<Backend> Engine::backends()
+{
+	std::vector<Backend> out;
+	Redis &r = subs_.redis();
+	auto keys = r.command({"SMEMBERS", prefix_ + ":backends"});
+	for (size_t i = 0; keys && i < keys->elements && i < 10000; ++i) {
+		Backend b;
+		b.key = reply_str(keys->element[i]);
+		auto h = r.command({"HMGET", subs_.keys().resource("be:" + b.key, "state"), "member", "owner", "id", "state", "reason"});
+		if (h && h->elements == 5) {
+			b.member = reply_str(h->element[0]);
+			b.owner = reply_str(h->element[1]);
+			b.id = reply_str(h->element[2]);
+			b.state = reply_str(h->element[3]);
+			b.reason = reply_str(h->element[4]);
+		}
+		auto n = r.command({"SCARD", subs_.keys().resource("be:" + b.key, "refs")});
+		b.refs = n ? reply_int(n.get()) : 0;
+		out.push_back(std::move(b));
+	}
+	std::sort(out.begin(), out.end(), [](const Backend &a, const Backend &b) { return a.key < b.key; });
+	return out;
+}
+
+}  // namespace imps::rls

@@ -1,0 +1,144 @@
+// The resource list server (RFC 4662) on the shared subscription layer (imps/subs.hpp): list
+// subscriptions to the services of users' rls-services documents, each member watched in
+// process through imps_presence (one back-end watch per owner and member, shared by every list
+// subscription of that owner that contains it, reference counted), member state kept in Redis,
+// changes of members batched into partial RLMI NOTIFYs. Knows nothing of Kamailio: the shim
+// supplies a Host.
+#pragma once
+
+#include "lists.hpp"
+
+#include "imps/subs.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace imps {
+class Redis;
+}
+
+namespace imps::rls {
+
+using subs::Subscription;
+
+struct Config {
+	int min_expires = 60;
+	int max_expires = 3600;
+	int default_expires = 3600;
+	bool remove_on_timeout = true;
+	long long notify_busy_ms = 35000;
+	long long batch_ms = 50;         // changes of members within this window share a NOTIFY
+	Limits limits;                   // members per list, nesting
+	int max_list_subscriptions = 16; // per service URI
+	int max_backends = 10000;        // back-end watches in total (this store)
+	std::string node = "-";
+	std::string epoch = "0";
+	std::string xcap_root;           // for absolute references
+};
+
+enum class Stat { ListSubscriptions, NotifiesSent, NotifiesFailed, NotifyBytes, ListErrors, TimerErrors, Backends };
+
+class Host {
+public:
+	virtual ~Host() = default;
+	virtual bool send_notify(const subs::Outgoing &n) = 0;
+	virtual void stat(Stat which, long long delta) = 0;
+	// the List and Policy Server in this process: GET (status, -1 failure), the documents of
+	// a usage (path, ETag), the shared change count
+	virtual int xcap_get(const std::string &path, std::string &body) = 0;
+	virtual bool xcap_list(const std::string &auid, std::vector<std::pair<std::string, std::string>> &out) = 0;
+	virtual unsigned long xcap_generation() = 0;
+	// imps_presence in this process: a watch of presentity for watcher under key (its first
+	// NOTIFY comes back through Engine::member_notify before this returns): the status, id
+	// set; unwatch: 1 ended, 0 unknown, -1 failure
+	virtual int watch(const std::string &presentity, const std::string &watcher, const std::string &key,
+			int expires, std::string &id) = 0;
+	virtual int unwatch(const std::string &presentity, const std::string &id) = 0;
+};
+
+struct SubscribeRequest {
+	bool has_event = false;
+	std::string event;
+	bool has_accept = false;
+	std::vector<std::string> accept;
+	int expires = -1;
+	bool eventlist = false;    // Supported: eventlist
+	std::string service;       // the Request-URI ("sip:alice-list@a.example"), initial
+	std::string watcher;       // canonical identity of the subscriber
+	std::string display_name;
+	bool in_dialog = false;
+	subs::Dialog dialog;
+	long long now = 0, now_ms = 0;
+};
+
+struct Response {
+	int code = 500;
+	std::string reason;
+	std::vector<std::string> headers;
+	bool mine = true;  // false: not a list service (the script goes on to imps_presence)
+};
+
+// One back-end watch as the RPC shows it.
+struct Backend {
+	std::string key, member, owner, id, state, reason;
+	long long refs = 0;
+};
+
+class Engine {
+public:
+	Engine(Config cfg, Redis &redis, std::string key_prefix, Host &host);
+	~Engine();
+
+	Response subscribe(const SubscribeRequest &req);
+	void flush();
+	// A NOTIFY of a back-end watch (imps_presence's callback): its SIP status.
+	int member_notify(const std::string &key, const std::string &presentity, const std::string &state,
+			const std::string &content_type, const std::string &body, long long now_ms);
+	// A document of the List and Policy Server changed: list subscriptions of its owner's
+	// services resolve their lists again (new members watched, removed ones terminated).
+	void document_changed(const std::string &path, long long now_ms);
+	// Resolves again the lists of every subscription of a service ("" every one); how many.
+	int refresh(const std::string &service, long long now_ms);
+
+	void tick(long long now, long long now_ms, bool expiry);
+	void complete_many(const std::vector<subs::Store::Response> &responses, long long now_ms);
+
+	std::vector<Subscription> list_subscriptions();
+	bool show(const std::string &sid, Subscription &out, Node &tree);
+	std::vector<Backend> backends();
+	long long count_subscriptions() { return subs_.count(); }
+
+	// the package's content (the layer asks)
+	subs::Notification list_state(const Subscription &s, const std::string &reason, long long now);
+	void list_ended(const Subscription &s, const std::string &reason, long long now_ms);
+	std::string list_refreshed(Subscription &s, long long now_ms);
+
+private:
+	class ListPackage;
+	struct Services;
+	bool find_service(const std::string &uri, Service &out);
+	void attach(const Subscription &s, const Node &tree, int expires, long long now_ms);
+	void detach(const std::string &owner, const std::string &sid, const std::vector<std::string> &members,
+			long long now_ms);
+	std::string backend_key(const std::string &owner, const std::string &member) const;
+	void member_changed(const std::string &bkey, const std::string &member_uri, long long now_ms);
+
+	Config cfg_;
+	Host &host_;
+	std::string prefix_;
+	subs::Store subs_;
+	std::unique_ptr<subs::HostDelivery<Host>> delivery_;
+	std::unique_ptr<ListPackage> package_;
+	std::unique_ptr<subs::Notifier> notifier_;
+	std::unique_ptr<Services> services_;
+	bool in_watch_ = false;  // a watch() is running: its first NOTIFY must not start another turn
+	std::string in_watch_key_;
+	// changes of other back-ends delivered while a watch() ran: notified after it
+	std::vector<std::pair<std::string, std::string>> deferred_;
+	std::vector<std::pair<std::string, std::string>> pending_changes_;  // run at the next flush()
+	void run_deferred(long long now_ms);
+};
+
+}  // namespace imps::rls
