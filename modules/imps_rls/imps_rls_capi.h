@@ -48,6 +48,7 @@ typedef struct imps_rls_config {
 	const char *key_prefix;
 	int min_expires, max_expires, default_expires;
 	int batch_ms;
+	int max_notify_size;
 	int max_members;
 	int max_depth;
 	int max_list_subscriptions;

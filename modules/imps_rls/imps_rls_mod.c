@@ -38,6 +38,7 @@ static int min_expires = 60;
 static int max_expires = 3600;
 static int default_expires = 3600;
 static int batch_interval = 50; /* ms */
+static int max_notify_size = 32768; /* bytes of member state per NOTIFY */
 static int max_members = 200;
 static int max_depth = 8;
 static int max_list_subscriptions = 16;
@@ -88,6 +89,7 @@ static param_export_t params[] = {
 	{"max_expires", PARAM_INT, &max_expires},
 	{"default_expires", PARAM_INT, &default_expires},
 	{"batch_interval", PARAM_INT, &batch_interval},
+	{"max_notify_size", PARAM_INT, &max_notify_size},
 	{"max_members", PARAM_INT, &max_members},
 	{"max_depth", PARAM_INT, &max_depth},
 	{"max_list_subscriptions", PARAM_INT, &max_list_subscriptions},
@@ -214,6 +216,7 @@ int open_core(void)
 	cfg.max_expires = max_expires;
 	cfg.default_expires = default_expires;
 	cfg.batch_ms = batch_interval;
+	cfg.max_notify_size = max_notify_size;
 	cfg.max_members = max_members;
 	cfg.max_depth = max_depth;
 	cfg.max_list_subscriptions = max_list_subscriptions;
@@ -265,9 +268,9 @@ static int mod_init(void)
 		LM_ERR("expires parameters must satisfy 0 <= min <= default <= max\n");
 		return -1;
 	}
-	if(batch_interval < 0 || max_members < 1 || max_depth < 1 || max_list_subscriptions < 1
+	if(batch_interval < 0 || max_notify_size < 1024 || max_members < 1 || max_depth < 1 || max_list_subscriptions < 1
 			|| max_backends < 1 || timer_interval < 10 || notify_busy_timeout < 1) {
-		LM_ERR("batch_interval >= 0, max_members, max_depth, max_list_subscriptions, "
+		LM_ERR("batch_interval >= 0, max_notify_size >= 1024, max_members, max_depth, max_list_subscriptions, "
 			   "max_backends >= 1, timer_interval >= 10 and notify_busy_timeout >= 1 are "
 			   "required\n");
 		return -1;

@@ -261,3 +261,41 @@ def test_two_devices_share_back_ends(rnet):
     assert s2.unsubscribe().status == 200
     assert a2.wait_request().header("subscription-state").startswith("terminated")
     assert a1.no_request(wait=0.3) and a2.no_request(wait=0.3)
+
+
+def test_200_member_list_split_within_the_size_bound(rnet):
+    """A list of 200 members: the first NOTIFY (full state) carries as much member state as
+    max_notify_size allows and shows the rest pending; partial NOTIFYs bring the rest, each one
+    valid, until every member is active."""
+    net = rnet
+    members = [f"sip:m{i:03d}@a.example" for i in range(200)]
+    c = xc()
+    assert c.put(ALICE_RL, lists_doc([(m, f"M {i}") for i, m in enumerate(members)], family=()), RL).status == 200
+    c.close()
+    alice = net.ua("alice")
+    s = list_sub(alice)
+    assert subscribe(s).status == 200
+    seen, versions, sizes = {}, [], []
+    deadline = time.time() + 10
+    while len([m for m in members if seen.get(m) == "active"]) < 200 and time.time() < deadline:
+        try:
+            n = alice.wait_request(timeout=5)
+        except TimeoutError:
+            raise AssertionError(f"NOTIFYs so far: {versions}, sizes {sizes}, active "
+                                 f"{sum(1 for v in seen.values() if v == 'active')}")
+        sizes.append(len(n.body))
+        l = list_notify(n)
+        versions.append((l["version"], l["full"]))
+        for uri, (state, reason, name, doc) in l["resources"].items():
+            if uri not in members:
+                continue  # the (empty) family list
+            seen[uri] = state
+            if state == "active":
+                assert doc["entity"] == uri and [t["basic"] for t in doc["tuples"]] == ["closed"]
+    assert all(seen.get(m) == "active" for m in members), seen
+    assert len(versions) >= 2 and versions[0] == (0, True)
+    assert versions == [(v, v == 0) for v in range(len(versions))]
+    # member state within 32768 bytes (plus the RLMI and the part headers): UDP-sized bodies
+    assert max(sizes) < 40000, sizes  # 32768 and what one member may add beyond it
+    print("list NOTIFYs", versions, sizes)
+    assert s.unsubscribe().status == 200

@@ -116,6 +116,7 @@ int imps_rls_open(const imps_rls_config_t *cfg, const imps_rls_host_t *host) noe
 		c.max_expires = cfg->max_expires;
 		c.default_expires = cfg->default_expires;
 		c.batch_ms = cfg->batch_ms;
+		if (cfg->max_notify_size > 0) c.max_notify_size = static_cast<size_t>(cfg->max_notify_size);
 		c.limits.max_members = static_cast<size_t>(cfg->max_members);
 		c.limits.max_depth = cfg->max_depth;
 		c.max_list_subscriptions = cfg->max_list_subscriptions;

@@ -386,7 +386,21 @@ struct Build {
 	const std::set<std::string> *changed;              // partial: the member URIs; null: full
 	std::string host;
 	unsigned long long version;
+	size_t budget;                      // member state bytes one NOTIFY carries at most
+	size_t used = 0;
+	bool any = false;                   // one member's state is in (progress, whatever its size)
+	std::vector<std::string> deferred;  // active members left for the next NOTIFY
 };
+
+// The RLMI lines of a resource, about
+size_t line_cost(const Node &n) { return n.uri.size() + n.name.size() + 120; }
+
+size_t lines_cost(const Node &list)
+{
+	size_t c = 0;
+	for (const auto &n : list.children) c += line_cost(n) + (n.is_list ? lines_cost(n) + 400 : 0);
+	return c;
+}
 
 // The parts of one list level: its RLMI root first, then a part per active member and per
 // nested list shown. Empty when a partial NOTIFY has nothing of this level to show.
@@ -424,15 +438,28 @@ std::vector<Part> build_level(const Node &list, Build &b, std::string &root_cid)
 		in.id = sha1_hex(c.uri).substr(0, 12);
 		in.state = ms.state == "active" || ms.state == "terminated" ? ms.state : "pending";
 		in.reason = ms.reason;
-		if (in.state == "active" && !ms.body.empty()) {
+		// what it adds to the body: its part when active, and in a partial NOTIFY its RLMI
+		// lines (a full one's are counted before: they are all in, whatever the bound)
+		bool has_state = in.state == "active" && !ms.body.empty();
+		size_t cost = (b.changed ? line_cost(c) : 0) + (has_state ? ms.body.size() + 130 + c.uri.size() : 0);
+		if (has_state && b.any && b.used + cost > b.budget) {
+			// over the size bound: its state goes in the next NOTIFY; a full-state NOTIFY
+			// still lists it (pending), a partial one leaves it out (unchanged for the watcher)
+			b.deferred.push_back(c.uri);
+			if (b.changed) continue;
+			in.state = "pending";
+		} else if (has_state) {
+			b.used += cost;
+			b.any = true;
 			Part p;
 			p.content_id = random_token(6) + "@" + b.host;
 			p.content_type = (ms.ctype.empty() ? "application/pidf+xml" : ms.ctype) + ";charset=\"UTF-8\"";
 			p.body = ms.body;
 			in.cid = p.content_id;
 			parts.push_back(std::move(p));
-		} else if (in.state == "active") {
-			in.state = "pending";  // no state to show yet
+		} else {
+			b.used += cost;
+			if (in.state == "active") in.state = "pending";  // no state to show yet
 		}
 		r.instances.push_back(in);
 		resources.push_back(std::move(r));
@@ -494,13 +521,20 @@ subs::Notification Engine::list_state(const Subscription &s, const std::string &
 			states[uris[i]] = ms;
 		}
 	}
-	Build b{states, partial ? &changed : nullptr, host_of(s.dialog.local_uri.empty() ? tree.uri : s.dialog.local_uri), s.version};
+	Build b{states, partial ? &changed : nullptr, host_of(s.dialog.local_uri.empty() ? tree.uri : s.dialog.local_uri),
+			s.version, cfg_.max_notify_size, partial ? 0 : lines_cost(tree), false, {}};
 	std::string root_cid;
 	std::vector<Part> parts = build_level(tree, b, root_cid);
 	if (parts.empty()) {
 		// a partial NOTIFY whose members left the list meanwhile: full state instead
 		b.changed = nullptr;
 		parts = build_level(tree, b, root_cid);
+	}
+	if (!b.deferred.empty()) {
+		// the members left out follow in the next NOTIFY, once this one is answered
+		std::string delta;
+		for (const auto &m : b.deferred) delta += (delta.empty() ? "" : "\n") + m;
+		subs_.turn(s.resource, {s.sid}, "", 0, subs_now_ms(), delta);
 	}
 	std::string boundary = new_boundary(parts);
 	subs::Notification n;

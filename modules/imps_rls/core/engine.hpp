@@ -30,6 +30,7 @@ struct Config {
 	bool remove_on_timeout = true;
 	long long notify_busy_ms = 35000;
 	long long batch_ms = 50;         // changes of members within this window share a NOTIFY
+	size_t max_notify_size = 32768;  // member state bytes per NOTIFY; the rest follows
 	Limits limits;                   // members per list, nesting
 	int max_list_subscriptions = 16; // per service URI
 	int max_backends = 10000;        // back-end watches in total (this store)
