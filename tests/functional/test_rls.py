@@ -299,3 +299,58 @@ def test_200_member_list_split_within_the_size_bound(rnet):
     assert max(sizes) < 40000, sizes  # 32768 and what one member may add beyond it
     print("list NOTIFYs", versions, sizes)
     assert s.unsubscribe().status == 200
+
+
+def test_other_users_lists_are_not_followed_and_deleted_service_ends(rnet):
+    """A service of alice's that points at bob's buddy list shows nothing of it (the reference
+    is refused and counted); deleting the service ends its subscriptions (noresource)."""
+    net = rnet
+    b = xc("bob")
+    assert b.put(f"resource-lists/users/sip:bob@{DOMAIN}/index",
+                 lists_doc([(f"sip:carol@{DOMAIN}", "Carol")], family=()), RL).status in (200, 201)
+    b.close()
+    c = xc()
+    sneaky = RLS_DOC.replace("</rls-services>", f"""  <service uri="sip:alice-peek@{DOMAIN}">
+    <resource-list>{ROOT}/resource-lists/users/sip:bob@{DOMAIN}/index/~~/resource-lists/list%5b@name=%22buddies%22%5d</resource-list>
+  </service>
+</rls-services>""")
+    assert c.put(ALICE_RLS, sneaky, RLS).status == 200
+    errors = net.ps.rpc("stats.get_statistics", "list_errors")
+    before = int(re.search(r"list_errors = (\d+)", errors).group(1))
+    alice = net.ua("alice")
+    s = list_sub(alice, service=f"sip:alice-peek@{DOMAIN}")
+    assert subscribe(s).status == 200
+    l = list_notify(alice.wait_request())
+    assert l["resources"] == {}
+    after = int(re.search(r"list_errors = (\d+)", net.ps.rpc("stats.get_statistics", "list_errors")).group(1))
+    assert after == before + 1
+
+    # the service deleted from alice's document: the subscription ends
+    assert c.put(ALICE_RLS, RLS_DOC, RLS).status == 200
+    c.close()
+    n = alice.wait_request(timeout=3)
+    assert n.header("subscription-state") == "terminated;reason=noresource"
+
+
+def test_restart_loses_nothing(rnet):
+    """The presence server (with imps_rls) restarted: the list subscription, its back-end
+    watches and its version are in Redis; the next member change reaches the list watcher."""
+    net = rnet
+    alice, bob = net.ua("alice"), net.ua("bob")
+    pub = Publisher(bob)
+    assert pub.publish(pidf("bob", DOMAIN, "open", "b1"), etag=None).status == 200
+    s = list_sub(alice)
+    assert subscribe(s).status == 200
+    assert list_notify(alice.wait_request())["version"] == 0
+    net.ps.stop()
+    net.ps.start()
+    imps_net.wait_port(HOST, PORT, "tcp")
+    assert pub.publish(pidf("bob", DOMAIN, "closed", "b1")).status == 200
+    l = list_notify(alice.wait_request(timeout=5))
+    assert l["version"] == 1 and not l["full"]
+    assert [t["basic"] for t in l["resources"][f"sip:bob@{DOMAIN}"][3]["tuples"]] == ["closed"]
+    assert s.refresh(600).status == 200
+    l = list_notify(alice.wait_request())
+    assert l["version"] == 2 and l["full"]
+    assert s.unsubscribe().status == 200
+    alice.wait_request()

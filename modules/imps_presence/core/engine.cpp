@@ -491,11 +491,13 @@ void Engine::notify_document(const std::string &pres, const subs::Batch &b, unsi
 	std::map<std::string, std::string> filtered;
 	for (const auto &s : b.send) {
 		std::string key = "*";
-		if (ur.state == UserRules::State::Found && lower(s.watcher) != lower(pres)) {
+		if (lower(s.watcher) == lower(pres)) {
+			key = "*";  // its own presence: the whole document
+		} else if (ur.state == UserRules::State::Found) {
 			Grant g = evaluate(ur.rules, s.watcher, now);
 			if (decision(g)) key = grant_key(g);
 		} else if (ur.state == UserRules::State::Error) {
-			key = "";
+			key = "";  // rules unreadable: the offline document
 		}
 		auto it = filtered.find(key);
 		if (it == filtered.end()) it = filtered.emplace(key, visible(s, doc, now_ms)).first;
@@ -811,8 +813,10 @@ void Engine::tick(long long now, long long now_ms, bool expiry)
 void Engine::revalidate_rules(long long now_ms)
 {
 	if (now_ms < revalidate_next_ms_) return;
+	const long long stop_ms = subs_now_ms() + 200;  // the timer has other work: at most this long
 	try {
 		for (const auto &p : pubs_.scan(revalidate_bucket_, revalidate_cursor_, 50)) {
+			if (subs_now_ms() > stop_ms) break;  // the rest of the page in a later round
 			if (subs_.of(p, "presence").empty()) continue;
 			std::string before = policy_->held(p);
 			std::string after = "+" + policy_->of(p, now_ms).etags;

@@ -60,6 +60,7 @@ std::string Policy::owner_of_rules(const std::string &path) const
 
 bool Policy::fresh(const Entry &e, long long now_ms) const
 {
+	if (e.rules.state == UserRules::State::Error) return false;  // ask again at every use
 	if (cfg_.mode == PolicyConfig::Mode::Local) return generation_ && e.generation == generation_();
 	return now_ms - e.checked_ms < cfg_.ttl_ms;
 }

@@ -107,9 +107,14 @@ void read_rule(xmlNodePtr r, PresRule &pr)
 				else if (name == "provide-devices") read_set(c, "all-devices", pr.all_devices, pr.devices);
 				else if (name == "provide-all-attributes") pr.all_attributes = true;
 				else if (name == "provide-unknown-attribute") {
-					if (text(c) != "false") pr.attributes.insert("unknown:" + prop(c, "ns") + " " + prop(c, "name"));
+					if (text(c) == "true" || text(c) == "1") pr.attributes.insert("unknown:" + prop(c, "ns") + " " + prop(c, "name"));
 				}
-				else if (name.rfind("provide-", 0) == 0 && text(c) != "false") pr.attributes.insert(name.substr(8));  // true, or user-input's bare/thresholds/full
+				else if (name == "provide-user-input") {
+					// enumerated: false 0, bare 10, thresholds 20, full 30 (3.3.2.12)
+					std::string v = text(c);
+					if (v == "bare" || v == "thresholds" || v == "full") pr.attributes.insert("user-input=" + v);
+				} else if (name.rfind("provide-", 0) == 0 && (text(c) == "true" || text(c) == "1"))
+					pr.attributes.insert(name.substr(8));  // xs:boolean: "true" or "1"
 			}
 		}
 	}
@@ -225,8 +230,7 @@ const char *kRpid = "urn:ietf:params:xml:ns:pidf:rpid";
 // an element of them without one is never "unknown"
 bool known_ns(const std::string &ns)
 {
-	return ns == kPidfUri || ns == kDm || ns == kRpid || ns == "urn:ietf:params:xml:ns:pidf:cipid"
-			|| ns == "urn:ietf:params:xml:ns:pidf:caps" || ns == "urn:ietf:params:xml:ns:pidf:status:rpid";
+	return ns == kPidfUri || ns == kDm || ns == kRpid;
 }
 
 std::string child_text(xmlNodePtr parent, const char *ns, const char *local)
@@ -298,6 +302,9 @@ bool attribute_granted(xmlNodePtr c, const std::string &where, const Grant &g)
 	if (where == "device" && ns == kDm && local == "deviceID") return true;
 	if ((ns == kPidfUri || ns == kDm) && local == "note") return g.attributes.count("note") > 0;
 	if (ns == kDm && local == "deviceID") return g.attributes.count("deviceID") > 0;
+	if (ns == kRpid && local == "user-input")
+		return g.attributes.count("user-input=bare") || g.attributes.count("user-input=thresholds")
+				|| g.attributes.count("user-input=full");
 	if (ns == kRpid) return g.attributes.count(local) > 0;  // activities, class, mood, place-is...
 	if (known_ns(ns)) return false;
 	return g.attributes.count("unknown:" + ns + " " + local) > 0;
@@ -315,6 +322,10 @@ void filter_children(xmlNodePtr e, const std::string &where, const Grant &g,
 		if (!identifies && !attribute_granted(c, where, g)) {
 			xmlUnlinkNode(c);
 			xmlFreeNode(c);
+		} else if (!g.all_attributes && is(c, kRpid, "user-input") && !g.attributes.count("user-input=full")) {
+			// bare: neither idle-threshold nor last-input; thresholds: idle-threshold only
+			xmlUnsetProp(c, BAD_CAST "last-input");
+			if (!g.attributes.count("user-input=thresholds")) xmlUnsetProp(c, BAD_CAST "idle-threshold");
 		} else if (!g.all_attributes && is(c, kPidfUri, "status")) {
 			// in <status> only <basic> is always reported; RPID's status extensions follow
 			// their own permissions

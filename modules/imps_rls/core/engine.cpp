@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <set>
 #include <stdexcept>
 
@@ -121,15 +122,37 @@ bool Engine::find_service(const std::string &uri, Service &out)
 	unsigned long gen = host_.xcap_generation();
 	if (gen != services_->generation) {
 		std::vector<std::pair<std::string, std::string>> docs;
-		if (!host_.xcap_list(kRlsServices, docs)) throw std::runtime_error("the rls-services documents cannot be listed");
-		std::map<std::string, Service> by;
-		for (const auto &[path, etag] : docs) {
-			std::string xui = xui_of_path(path), body;
-			if (xui.empty() || host_.xcap_get(path, body) != 200) continue;
-			for (auto &s : parse_services(body, xui, path)) by[presentity_of(s.uri)] = std::move(s);
+		if (!host_.xcap_list(kRlsServices, docs)) {
+			// keep what was read before (if anything): the next request tries again
+			if (services_->generation == ~0ul && services_->by_uri.empty())
+				throw std::runtime_error("the rls-services documents cannot be listed");
+			IMPS_WARN("the rls-services documents cannot be listed: the services read before stay");
+		} else {
+			std::map<std::string, Service> by;
+			std::set<std::string> clash;
+			bool complete = true;
+			for (const auto &[path, etag] : docs) {
+				std::string xui = xui_of_path(path), body;
+				if (xui.empty()) continue;
+				if (host_.xcap_get(path, body) != 200) {
+					complete = false;
+					continue;
+				}
+				for (auto &s : parse_services(body, xui, path)) {
+					std::string key = presentity_of(s.uri);
+					auto it = by.find(key);
+					if (it != by.end() && lower(it->second.owner_xui) != lower(xui)) clash.insert(key);
+					by[key] = std::move(s);
+				}
+			}
+			// one URI claimed by two users (spelled apart): nobody's, until one gives it up
+			for (const auto &k : clash) {
+				IMPS_WARN("service %s is declared by more than one user: not served", k.c_str());
+				by.erase(k);
+			}
+			services_->by_uri.swap(by);
+			services_->generation = complete ? gen : ~0ul;
 		}
-		services_->by_uri.swap(by);
-		services_->generation = gen;
 	}
 	auto it = services_->by_uri.find(presentity_of(uri));
 	if (it == services_->by_uri.end()) return false;
@@ -162,11 +185,27 @@ Response Engine::subscribe(const SubscribeRequest &req)
 		}
 		auto nr = notifier_->subscribe(r, *package_, cfg_.max_list_subscriptions);
 		Response out = reply(nr.code, nr.reason, nr.headers);
-		if (nr.code == 200) out.headers.push_back("Require: eventlist");
+		if (nr.code == 200) {
+			out.headers.push_back("Require: eventlist");
+			// the members' watches live as long as the longest list: refreshed with it
+			Subscription cur;
+			Node tree;
+			if (!nr.removed && show(nr.sub.sid.empty() ? sid : nr.sub.sid, cur, tree)) {
+				attach(cur, tree, cfg_.max_expires, req.now_ms);
+				pending_changes_.insert(pending_changes_.end(), deferred_.begin(), deferred_.end());
+				deferred_.clear();
+			}
+		}
 		return out;
 	}
 	Service svc;
-	if (!find_service(req.service, svc)) {
+	bool found = false;
+	try {
+		found = find_service(req.service, svc);
+	} catch (const std::exception &e) {
+		IMPS_ERR("list services not known (%s): %s left to the presence application", e.what(), req.service.c_str());
+	}
+	if (!found) {
 		Response no;
 		no.mine = false;
 		return no;
@@ -238,7 +277,7 @@ void Engine::run_deferred(long long now_ms)
 	for (int round = 0; round < 8 && !deferred_.empty(); ++round) {
 		auto d = std::move(deferred_);
 		deferred_.clear();
-		for (const auto &[bkey, member] : d) member_changed(bkey, member, now_ms);
+		for (const auto &c : d) member_changed(c.bkey, c.member, now_ms, c.except);
 	}
 }
 
@@ -269,10 +308,12 @@ void Engine::attach(const Subscription &s, const Node &tree, int expires, long l
 		r.command({"HSET", hk, "member", m, "presentity", p, "owner", owner});
 		std::string id;
 		in_watch_ = true;
-		in_watch_key_ = bkey;
+		in_watch_sid_ = s.sid;
 		int rc = -1;
 		try {
-			rc = host_.watch(p, owner, bkey, expires + 30, id);
+			// shared by the owner's lists: as long as the longest one can live, so a shorter
+			// list never shortens it (detach ends it when the last list lets go)
+			rc = host_.watch(p, owner, bkey, std::max(expires, cfg_.max_expires) + 30, id);
 		} catch (...) {
 			in_watch_ = false;
 			throw;
@@ -330,9 +371,9 @@ int Engine::member_notify(const std::string &bkey, const std::string &presentity
 	r.command({"HSET", hk, "state", state, "reason", reason, "ctype", content_type, "body", body});
 	if (state == old_state && body == old_body) return 200;  // a refresh: nothing new
 	if (in_watch_) {
-		// the watch being made: the list subscription being made (or refreshed) shows it;
-		// another back-end's change that came along: notified once the watch is done
-		if (bkey != in_watch_key_) deferred_.emplace_back(bkey, member);
+		// a watch is being made: the other lists holding this back-end (and any other
+		// back-end's change that came along) are told once it is done
+		deferred_.push_back({bkey, member, in_watch_sid_});
 		return 200;
 	}
 	member_changed(bkey, member, now_ms);
@@ -345,7 +386,8 @@ int Engine::member_notify(const std::string &bkey, const std::string &presentity
 
 // The list subscriptions holding the back-end learn of its change: a partial NOTIFY naming
 // it, at most one per batch_ms per subscription (changes meanwhile wait and go together).
-void Engine::member_changed(const std::string &bkey, const std::string &member_uri, long long now_ms)
+void Engine::member_changed(const std::string &bkey, const std::string &member_uri, long long now_ms,
+		const std::string &except_sid)
 {
 	std::string rk = subs_.keys().resource("be:" + bkey, "refs");
 	auto refs = subs_.redis().command({"SMEMBERS", rk});
@@ -353,7 +395,7 @@ void Engine::member_changed(const std::string &bkey, const std::string &member_u
 	for (size_t i = 0; refs && i < refs->elements; ++i) {
 		std::string v = reply_str(refs->element[i]);
 		size_t t = v.find('\t');
-		if (t != std::string::npos) by_res[v.substr(0, t)].push_back(v.substr(t + 1));
+		if (t != std::string::npos && v.substr(t + 1) != except_sid) by_res[v.substr(0, t)].push_back(v.substr(t + 1));
 	}
 	long long now = now_ms / 1000;
 	for (const auto &[res, sids] : by_res) {
@@ -361,7 +403,14 @@ void Engine::member_changed(const std::string &bkey, const std::string &member_u
 			subs::Batch b = subs_.turn(res, sids, "", cfg_.batch_ms, now_ms, member_uri);
 			for (auto &w : b.send) {
 				if (!w.pending_overflow) w.pending_deltas += (w.pending_deltas.empty() ? "" : "\n") + member_uri;
-				notifier_->queue(w, list_state(w, "", now), subs::subscription_state(w, now));
+				try {
+					notifier_->queue(w, list_state(w, "", now), subs::subscription_state(w, now));
+				} catch (const std::exception &e) {
+					// numbered and leased: sent without a body rather than left waiting
+					host_.stat(Stat::TimerErrors, 1);
+					IMPS_ERR("list %s: NOTIFY body not built (%s): state only", res.c_str(), e.what());
+					notifier_->queue(w, {}, subs::subscription_state(w, now));
+				}
 			}
 			for (const auto &x : b.removed) notifier_->queue_final(x, now, now_ms);
 		} catch (const std::exception &e) {
@@ -482,11 +531,18 @@ subs::Notification Engine::list_state(const Subscription &s, const std::string &
 	bool partial = !s.pending_deltas.empty() && !s.pending_overflow;
 	std::set<std::string> changed;
 	if (partial) {
+		auto all = members_of(tree);
 		size_t from = 0;
 		while (from < s.pending_deltas.size()) {
 			size_t nl = s.pending_deltas.find('\n', from);
 			if (nl == std::string::npos) nl = s.pending_deltas.size();
-			changed.insert(s.pending_deltas.substr(from, nl - from));
+			std::string d = s.pending_deltas.substr(from, nl - from);
+			if (!d.empty() && d[0] == '#') {
+				size_t i = std::strtoul(d.c_str() + 1, nullptr, 10);
+				if (i < all.size()) changed.insert(all[i]);
+			} else {
+				changed.insert(d);
+			}
 			from = nl + 1;
 		}
 	}
@@ -531,9 +587,15 @@ subs::Notification Engine::list_state(const Subscription &s, const std::string &
 		parts = build_level(tree, b, root_cid);
 	}
 	if (!b.deferred.empty()) {
-		// the members left out follow in the next NOTIFY, once this one is answered
+		// the members left out follow in the next NOTIFY, once this one is answered; named by
+		// their place in the list ("#12"), so that 200 of them stay well within what a
+		// record keeps of waiting changes
+		auto all = members_of(tree);
 		std::string delta;
-		for (const auto &m : b.deferred) delta += (delta.empty() ? "" : "\n") + m;
+		for (const auto &m : b.deferred) {
+			auto it = std::find(all.begin(), all.end(), m);
+			delta += (delta.empty() ? "#" : "\n#") + std::to_string(it - all.begin());
+		}
 		subs_.turn(s.resource, {s.sid}, "", 0, subs_now_ms(), delta);
 	}
 	std::string boundary = new_boundary(parts);
@@ -552,17 +614,8 @@ void Engine::list_ended(const Subscription &s, const std::string &, long long no
 	host_.stat(Stat::ListSubscriptions, -1);
 }
 
-// A refresh: the members' watches are refreshed too (they outlive the list by 30 s).
-std::string Engine::list_refreshed(Subscription &s, long long now_ms)
-{
-	Node tree;
-	if (!decode(s.data, tree)) return {};
-	int expires = static_cast<int>(std::max(0LL, s.expires_at - now_ms / 1000));
-	if (expires > 0) attach(s, tree, expires, now_ms);
-	pending_changes_.insert(pending_changes_.end(), deferred_.begin(), deferred_.end());
-	deferred_.clear();
-	return {};
-}
+// A refresh: nothing to decide (the members' watches are refreshed by subscribe()).
+std::string Engine::list_refreshed(Subscription &, long long) { return {}; }
 
 // ---- list changes ----------------------------------------------------------------------------
 
@@ -580,7 +633,18 @@ int Engine::refresh(const std::string &service, long long now_ms)
 	}
 	for (const auto &uri : uris) {
 		Service svc;
-		if (!find_service(uri, svc)) continue;
+		if (!find_service(uri, svc)) {
+			// the service is gone (its document or entry deleted): its subscriptions end
+			std::string res = presentity_of(uri);
+			for (const auto &s : subs_.of(res, "presence")) {
+				subs::Batch b;
+				if (subs_.take(res, s.sid, "noresource", true, now_ms, b)) {
+					notifier_->handle(b, now_ms / 1000, now_ms);
+					++n;
+				}
+			}
+			continue;
+		}
 		std::string res = presentity_of(svc.uri);
 		for (auto s : subs_.of(res, "presence")) {
 			Node old_tree;
@@ -601,7 +665,7 @@ int Engine::refresh(const std::string &service, long long now_ms)
 			detach(s.watcher, s.sid, gone, now_ms);
 			run_deferred(now_ms);
 			// the list changed as a whole: full state
-			subs::Batch b = subs_.turn(res, {s.sid}, "", 0, now_ms);
+			subs::Batch b = subs_.turn(res, {s.sid}, "", 0, now_ms, "*");
 			notifier_->handle(b, now_ms / 1000, now_ms);
 			++n;
 		}
@@ -615,14 +679,17 @@ void Engine::document_changed(const std::string &path, long long now_ms)
 	if (path.rfind("rls-services/", 0) != 0 && path.rfind("resource-lists/", 0) != 0) return;
 	std::string xui = xui_of_path(path);
 	if (xui.empty()) return;
+	// the services of the owner of the changed document, before and after the change (a
+	// resource-lists document is referenced by its owner's services; a deleted service's
+	// subscriptions end)
+	std::set<std::string> uris;
+	for (const auto &[k, v] : services_->by_uri)
+		if (lower(v.owner_xui) == lower(xui)) uris.insert(v.uri);
 	services_->generation = ~0ul;
-	// the services of the owner of the changed document (a resource-lists document is
-	// referenced by its owner's services)
 	Service probe;
 	find_service("", probe);
-	std::vector<std::string> uris;
 	for (const auto &[k, v] : services_->by_uri)
-		if (lower(v.owner_xui) == lower(xui)) uris.push_back(v.uri);
+		if (lower(v.owner_xui) == lower(xui)) uris.insert(v.uri);
 	for (const auto &u : uris) refresh(u, now_ms);
 }
 

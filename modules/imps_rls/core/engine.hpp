@@ -124,7 +124,8 @@ private:
 	void detach(const std::string &owner, const std::string &sid, const std::vector<std::string> &members,
 			long long now_ms);
 	std::string backend_key(const std::string &owner, const std::string &member) const;
-	void member_changed(const std::string &bkey, const std::string &member_uri, long long now_ms);
+	void member_changed(const std::string &bkey, const std::string &member_uri, long long now_ms,
+			const std::string &except_sid = "");
 
 	Config cfg_;
 	Host &host_;
@@ -135,10 +136,14 @@ private:
 	std::unique_ptr<subs::Notifier> notifier_;
 	std::unique_ptr<Services> services_;
 	bool in_watch_ = false;  // a watch() is running: its first NOTIFY must not start another turn
-	std::string in_watch_key_;
-	// changes of other back-ends delivered while a watch() ran: notified after it
-	std::vector<std::pair<std::string, std::string>> deferred_;
-	std::vector<std::pair<std::string, std::string>> pending_changes_;  // run at the next flush()
+	std::string in_watch_sid_;  // the list subscription whose watches are being made
+	// changes delivered while a watch() ran: notified after it, to every holding list but the
+	// one being made (it shows them in its full state); (back-end, member, except sid)
+	struct Change {
+		std::string bkey, member, except;
+	};
+	std::vector<Change> deferred_;
+	std::vector<Change> pending_changes_;  // run at the next flush()
 	void run_deferred(long long now_ms);
 };
 

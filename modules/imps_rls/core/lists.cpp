@@ -31,6 +31,7 @@ std::string display_name(xmlNodePtr n)
 }
 
 struct Walk {
+	const std::string &owner_xui;  // references may name only its documents and global ones
 	const std::string &root;
 	const Fetch &fetch;
 	const Limits &lim;
@@ -54,6 +55,13 @@ bool fetch_ref(const std::string &ref, Walk &w, std::string &body, std::string &
 		path = path.substr(base.size() + 1);
 	}
 	while (!path.empty() && path.front() == '/') path.erase(0, 1);
+	// the owner's documents (or global ones) only: a list cannot show another user's lists
+	size_t slash = path.find('/');
+	std::string rest = slash == std::string::npos ? std::string() : path.substr(slash + 1);
+	if (rest.rfind("users/" + w.owner_xui + "/", 0) != 0 && rest.rfind("global/", 0) != 0) {
+		w.out.errors.push_back(ref + ": not a document of " + w.owner_xui);
+		return false;
+	}
 	int st = w.fetch(path, body);
 	if (st != 200) {
 		w.out.errors.push_back(ref + ": " + (st < 0 ? std::string("unreadable") : "HTTP " + std::to_string(st)));
@@ -201,7 +209,7 @@ Resolved resolve(const Service &s, const std::string &root, const Fetch &fetch, 
 	Resolved out;
 	out.root.is_list = true;
 	out.root.uri = s.uri;
-	Walk w{root, fetch, lim, out, {}};
+	Walk w{s.owner_xui, root, fetch, lim, out, {}};
 	if (s.has_list) {
 		// the inline <list> is of rls-services' schema (type resource-lists:listType, in the
 		// rls-services namespace as its element); its children are resource-lists elements

@@ -120,6 +120,41 @@ TEST(FilterDocument, AttributesPersonsDevices)
 	EXPECT_EQ(count(filter_document(f, g), "//*"), count(f, "//*"));
 }
 
+TEST(FilterDocument, UserInputLevelsAndBooleanZero)
+{
+	const char *doc = R"(<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model"
+  xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" xmlns:c="urn:ietf:params:xml:ns:pidf:cipid" entity="sip:alice@a.example">
+ <dm:person id="me"><rpid:user-input idle-threshold="600" last-input="2026-12-01T10:00:00Z">idle</rpid:user-input>
+  <c:homepage>http://a.example/</c:homepage></dm:person>
+</presence>)";
+	auto with = [&](std::initializer_list<std::string> attrs) {
+		Grant g = grant({}, attrs);
+		g.all_persons = true;
+		return filter_document(doc, g);
+	};
+	std::string bare = with({"user-input=bare"});
+	EXPECT_EQ(count(bare, "//rpid:user-input"), 1u);
+	EXPECT_EQ(count(bare, "//rpid:user-input/@idle-threshold") + count(bare, "//rpid:user-input/@last-input"), 0u);
+	std::string thr = with({"user-input=thresholds"});
+	EXPECT_EQ(count(thr, "//rpid:user-input/@idle-threshold"), 1u);
+	EXPECT_EQ(count(thr, "//rpid:user-input/@last-input"), 0u);
+	EXPECT_EQ(count(with({"user-input=full"}), "//rpid:user-input/@last-input"), 1u);
+	EXPECT_EQ(count(with({}), "//rpid:user-input"), 0u);
+	// CIPID has no permission of RFC 5025: an unknown attribute, granted by name and namespace
+	EXPECT_EQ(count(with({}), "//*[local-name()='homepage']"), 0u);
+	EXPECT_EQ(count(with({"unknown:urn:ietf:params:xml:ns:pidf:cipid homepage"}), "//*[local-name()='homepage']"), 1u);
+	// xs:boolean: "0" is false, "1" true
+	PresRules r;
+	std::string why;
+	ASSERT_TRUE(parse_pres_rules(R"(<cr:ruleset xmlns="urn:ietf:params:xml:ns:pres-rules" xmlns:cr="urn:ietf:params:xml:ns:common-policy">
+ <cr:rule id="a"><cr:actions><sub-handling>allow</sub-handling></cr:actions><cr:transformations>
+  <provide-mood>0</provide-mood><provide-activities>1</provide-activities><provide-note>false</provide-note>
+ </cr:transformations></cr:rule></cr:ruleset>)", r, &why)) << why;
+	Grant g = evaluate(r, "sip:bob@b.example", 0);
+	EXPECT_EQ(g.attributes, (std::set<std::string>{"activities"}));
+}
+
 TEST(FilterDocument, EverythingGrantedIsTheDocumentItself)
 {
 	Grant g = grant();

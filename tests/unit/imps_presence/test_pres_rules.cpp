@@ -127,7 +127,7 @@ TEST(PresRules, UserInputLevelsAndUnknownAttributesAreGrants)
 	PresRules r = parse(file("tests/schemas/examples/xcap/rfc5025-sec6-pres-rules.xml"));
 	Grant g = evaluate(r, "sip:user@example.com", kNow);
 	EXPECT_EQ(g.attributes.count("activities"), 1u);
-	EXPECT_EQ(g.attributes.count("user-input"), 1u);  // "bare"
+	EXPECT_EQ(g.attributes.count("user-input=bare"), 1u);  // "bare": the element without its attributes
 	EXPECT_EQ(g.services.count({"service-uri-scheme", "mailto"}), 1u);
 	EXPECT_TRUE(g.all_persons);
 }

@@ -209,7 +209,8 @@ public:
 	Outcome refresh(Subscription &s, bool remove, long long now_ms, bool &send_now);
 	// Takes the turn for NOTIFYs of the given subscriptions (status changed when not empty;
 	// interval_ms > 0: not sooner than that after the previous one).
-	// delta: the change, for a package that sends partial state (no newline in it).
+	// delta: the change, for a package that sends partial state (no newline in it); "*": the
+	// next NOTIFY carries full state (pending_overflow), whatever changes waited.
 	Batch turn(const std::string &res, const std::vector<std::string> &sids,
 			const std::string &status, long long interval_ms, long long now_ms,
 			const std::string &delta = "");
