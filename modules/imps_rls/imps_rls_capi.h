@@ -49,6 +49,7 @@ typedef struct imps_rls_config {
 	int min_expires, max_expires, default_expires;
 	int batch_ms;
 	int max_notify_size;
+	const char *adhoc_user;
 	int max_members;
 	int max_depth;
 	int max_list_subscriptions;
@@ -63,6 +64,8 @@ typedef struct imps_rls_config {
 typedef struct imps_rls_subscribe {
 	imps_subscribe_common_t sub;
 	int eventlist; /* Supported: eventlist */
+	int recipient_list; /* Require: recipient-list-subscribe (RFC 5367) */
+	imps_str_t content_type, content_disposition, content_encoding, body;
 	imps_str_t service;
 	imps_str_t watcher;
 	imps_str_t display_name;

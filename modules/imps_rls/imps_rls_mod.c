@@ -39,6 +39,7 @@ static int max_expires = 3600;
 static int default_expires = 3600;
 static int batch_interval = 50; /* ms */
 static int max_notify_size = 32768; /* bytes of member state per NOTIFY */
+static char *adhoc_user = "rls";    /* RFC 5367 ad-hoc lists: SUBSCRIBE <adhoc_user>@<domain> */
 static int max_members = 200;
 static int max_depth = 8;
 static int max_list_subscriptions = 16;
@@ -90,6 +91,7 @@ static param_export_t params[] = {
 	{"default_expires", PARAM_INT, &default_expires},
 	{"batch_interval", PARAM_INT, &batch_interval},
 	{"max_notify_size", PARAM_INT, &max_notify_size},
+	{"adhoc_user", PARAM_STRING, &adhoc_user},
 	{"max_members", PARAM_INT, &max_members},
 	{"max_depth", PARAM_INT, &max_depth},
 	{"max_list_subscriptions", PARAM_INT, &max_list_subscriptions},
@@ -217,6 +219,7 @@ int open_core(void)
 	cfg.default_expires = default_expires;
 	cfg.batch_ms = batch_interval;
 	cfg.max_notify_size = max_notify_size;
+	cfg.adhoc_user = adhoc_user;
 	cfg.max_members = max_members;
 	cfg.max_depth = max_depth;
 	cfg.max_list_subscriptions = max_list_subscriptions;

@@ -2,8 +2,10 @@
  * service of a user's rls-services document; the NOTIFYs through tm, their final responses
  * queued by tm's callback and handled in the module's timer process. */
 #include <string.h>
+#include <strings.h>
 
 #include "core/dprint.h"
+#include "core/parser/parse_content.h"
 #include "core/parser/parse_supported.h"
 #include "core/parser/parse_uri.h"
 
@@ -24,6 +26,48 @@ static void completed(const imps_response_t *r, size_t n)
 void handle_completions(void)
 {
 	imps_cq_drain(completions, completed);
+}
+
+/* the first value of a header by name (trimmed, up to ';' when params is 0) */
+static str header_value(struct sip_msg *msg, const char *name, int params)
+{
+	struct hdr_field *h;
+	str v = STR_NULL;
+	int n = strlen(name), i;
+	for(h = msg->headers; h; h = h->next) {
+		if(h->name.len != n || strncasecmp(h->name.s, name, n) != 0)
+			continue;
+		v = h->body;
+		while(v.len > 0 && (v.s[0] == ' ' || v.s[0] == '\t')) {
+			v.s++;
+			v.len--;
+		}
+		for(i = 0; i < v.len && (params || v.s[i] != ';') && v.s[i] != ' ' && v.s[i] != '\t'
+					&& v.s[i] != '\r' && v.s[i] != '\n';
+				i++)
+			;
+		v.len = i;
+		return v;
+	}
+	return v;
+}
+
+/* does a Require header name the option tag? */
+static int requires(struct sip_msg *msg, const char *tag)
+{
+	struct hdr_field *h;
+	int n = strlen(tag), i;
+	for(h = msg->headers; h; h = h->next) {
+		if(h->type != HDR_REQUIRE_T)
+			continue;
+		for(i = 0; i + n <= h->body.len; i++)
+			if(strncasecmp(h->body.s + i, tag, n) == 0
+					&& (i == 0 || h->body.s[i - 1] == ' ' || h->body.s[i - 1] == ',')
+					&& (i + n == h->body.len || h->body.s[i + n] == ' ' || h->body.s[i + n] == ','
+							|| h->body.s[i + n] == '\r'))
+				return 1;
+	}
+	return 0;
 }
 
 static int reject(struct sip_msg *msg, int code, const char *reason)
@@ -67,6 +111,30 @@ int ki_handle_subscribe(struct sip_msg *msg)
 		return -2; /* imps_presence answers what is wrong with it */
 	if(parse_supported(msg) == 0 && (get_supported(msg) & F_OPTION_TAG_EVENTLIST))
 		req.eventlist = 1;
+	/* RFC 5367: the list in the body */
+	if(parse_headers(msg, HDR_EOH_F, 0) == 0 && requires(msg, "recipient-list-subscribe")) {
+		str body, ct;
+		req.recipient_list = 1;
+		body.s = get_body(msg);
+		body.len = body.s ? msg->len - (int)(body.s - msg->buf) : 0;
+		if(msg->content_length && get_content_length(msg) < body.len)
+			body.len = get_content_length(msg);
+		if(body.len > 0)
+			req.body = imps_str_of(body);
+		ct = msg->content_type ? msg->content_type->body : (str)STR_NULL;
+		if(ct.len > 0) {
+			for(n = 0; n < ct.len && (ct.s[n] == ' ' || ct.s[n] == '\t'); n++)
+				;
+			ct.s += n;
+			ct.len -= n;
+			for(n = 0; n < ct.len && ct.s[n] != ';' && ct.s[n] != ' ' && ct.s[n] != '\t'; n++)
+				;
+			ct.len = n;
+		}
+		req.content_type = imps_str_of(ct);
+		req.content_disposition = imps_str_of(header_value(msg, "Content-Disposition", 0));
+		req.content_encoding = imps_str_of(header_value(msg, "Content-Encoding", 0));
+	}
 	req.service = imps_str_of(GET_RURI(msg)->len > 0 ? *GET_RURI(msg) : msg->first_line.u.request.uri);
 	if((n = imps_requester_uri(msg, &trusted, &uri, &u)) < 0
 			|| (n = imps_identity_of(&u, watcher, sizeof(watcher))) < 0) {

@@ -86,7 +86,7 @@ def rlmi_schema():
 
 def parse_multipart(ctype, body):
     """{cid: (content_type, bytes)} and the start cid, checking RFC 2046 framing exactly."""
-    m = re.search(r'boundary="([^"]+)"', ctype)
+    m = re.search(r'boundary="?([^";]+)"?', ctype)
     assert m, ctype
     b = m.group(1).encode()
     start = re.search(r'start="<([^>]+)>"', ctype).group(1)
@@ -354,3 +354,64 @@ def test_restart_loses_nothing(rnet):
     assert l["version"] == 2 and l["full"]
     assert s.unsubscribe().status == 200
     alice.wait_request()
+
+
+ADHOC = f"sip:rls@{DOMAIN}"
+
+
+def adhoc_body(members):
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">'
+            "<list>" + "".join(f'<entry uri="{m}"/>' for m in members) + "</list></resource-lists>")
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+def test_adhoc_list_from_the_body(rnet, deflate):
+    """RFC 5367: a SUBSCRIBE to sip:rls@a.example with Require: recipient-list-subscribe and
+    its list in the body (deflate-compressed as linphone sends it, or not) is a list
+    subscription over those members."""
+    import zlib
+    net = rnet
+    alice, bob = net.ua("alice"), net.ua("bob")
+    pub = Publisher(bob)
+    assert pub.publish(pidf("bob", DOMAIN, "open", "b1"), etag=None).status == 200
+    text = adhoc_body([f"sip:bob@{DOMAIN}", f"sip:carol@{DOMAIN}"])
+    body = zlib.compress(text.encode()) if deflate else text
+    s = Subscription(alice, ADHOC, event="presence", accept=ACCEPT)
+    extra = ["Supported: eventlist", "Require: recipient-list-subscribe", "Content-Disposition: recipient-list"]
+    if deflate:
+        extra.append("Content-Encoding: deflate")
+    r = s.subscribe(600, extra=extra, body=body, content_type=RL)
+    assert r.status == 200, r.raw
+    assert r.header("require") == "eventlist"
+    l = list_notify(alice.wait_request())
+    assert l["uri"] == ADHOC and l["version"] == 0 and l["full"]
+    assert set(l["resources"]) == {f"sip:bob@{DOMAIN}", f"sip:carol@{DOMAIN}"}
+    assert [t["basic"] for t in l["resources"][f"sip:bob@{DOMAIN}"][3]["tuples"]] == ["open"]
+    assert pub.publish(pidf("bob", DOMAIN, "closed", "b1")).status == 200
+    l = list_notify(alice.wait_request(timeout=3))
+    assert not l["full"] and list(l["resources"]) == [f"sip:bob@{DOMAIN}"]
+    assert s.unsubscribe().status == 200
+    alice.wait_request()
+
+
+def test_adhoc_list_bad_requests(rnet):
+    net = rnet
+    alice = net.ua("alice")
+    base = ["Supported: eventlist", "Require: recipient-list-subscribe"]
+    text = adhoc_body([f"sip:bob@{DOMAIN}"])
+    r = Subscription(alice, ADHOC, event="presence", accept=ACCEPT).subscribe(600, extra=base)
+    assert r.status == 400 and "resource list body" in r.reason, r.raw
+    r = Subscription(alice, ADHOC, event="presence", accept=ACCEPT).subscribe(
+        600, extra=base + ["Content-Disposition: recipient-list"], body=text, content_type="text/plain")
+    assert r.status == 415, r.raw
+    r = Subscription(alice, ADHOC, event="presence", accept=ACCEPT).subscribe(
+        600, extra=base, body=text, content_type=RL)
+    assert r.status == 400 and "Content-Disposition" in r.reason, r.raw
+    r = Subscription(alice, ADHOC, event="presence", accept=ACCEPT).subscribe(
+        600, extra=base + ["Content-Disposition: recipient-list", "Content-Encoding: deflate"], body="garbage",
+        content_type=RL)
+    assert r.status == 400 and "inflate" in r.reason, r.raw
+    r = Subscription(alice, ADHOC, event="presence", accept=ACCEPT).subscribe(
+        600, extra=["Require: recipient-list-subscribe", "Content-Disposition: recipient-list"], body=text,
+        content_type=RL)
+    assert r.status == 421, r.raw

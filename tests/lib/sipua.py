@@ -303,9 +303,9 @@ class Subscription:
             lines.append(f"Expires: {expires}")
         lines += list(extra or [])
         if body:
-            data = body.encode()
+            data = body if isinstance(body, bytes) else body.encode()
             lines += [f"Content-Type: {content_type}", f"Content-Length: {len(data)}", "", ""]
-            return "\r\n".join(lines) + body
+            return "\r\n".join(lines).encode() + data
         lines += ["Content-Length: 0", "", ""]
         return "\r\n".join(lines)
 

@@ -126,6 +126,7 @@ int imps_rls_open(const imps_rls_config_t *cfg, const imps_rls_host_t *host) noe
 		if (cfg->node && *cfg->node) c.node = cfg->node;
 		c.epoch = std::to_string(cfg->epoch);
 		c.xcap_root = cfg->xcap_root ? cfg->xcap_root : "";
+		if (cfg->adhoc_user && *cfg->adhoc_user) c.adhoc_user = cfg->adhoc_user;
 		p->engine = std::make_unique<Engine>(c, *p->redis, cfg->key_prefix ? cfg->key_prefix : "imps:rls", p->host);
 		g = p.release();
 		return 0;
@@ -163,6 +164,11 @@ int imps_rls_subscribe(const imps_rls_subscribe_t *r, imps_rls_reply_t *rep) noe
 		req.in_dialog = c.in_dialog;
 		req.dialog = c.dialog;
 		req.eventlist = r->eventlist != 0;
+		req.recipient_list = r->recipient_list != 0;
+		req.content_type = imps::lower(to_string(r->content_type));
+		req.content_disposition = imps::lower(to_string(r->content_disposition));
+		req.content_encoding = imps::lower(to_string(r->content_encoding));
+		req.body = to_string(r->body);
 		req.service = to_string(r->service);
 		req.watcher = to_string(r->watcher);
 		req.display_name = to_string(r->display_name);

@@ -1,5 +1,6 @@
 #include "engine.hpp"
 
+#include "inflate.hpp"
 #include "rlmi.hpp"
 
 #include "imps/hash.hpp"
@@ -198,6 +199,10 @@ Response Engine::subscribe(const SubscribeRequest &req)
 		}
 		return out;
 	}
+	if (req.recipient_list) {
+		std::string p = presentity_of(req.service);
+		if (lower(p.substr(0, p.find('@'))) == lower(cfg_.adhoc_user)) return subscribe_adhoc(req, r);
+	}
 	Service svc;
 	bool found = false;
 	try {
@@ -257,6 +262,62 @@ Response Engine::subscribe(const SubscribeRequest &req)
 		deferred_.clear();
 		pending_changes_.insert(pending_changes_.end(), queued.begin(), queued.end());
 	}
+	Response out = reply(200, "OK", nr.headers);
+	out.headers.push_back("Require: eventlist");
+	return out;
+}
+
+// RFC 5367: a list subscription whose list is the SUBSCRIBE's body (linphone's friend list).
+Response Engine::subscribe_adhoc(const SubscribeRequest &req, subs::Notifier::Request &r)
+{
+	std::string pkg = lower(trim(req.event.substr(0, req.event.find(';'))));
+	if (!req.has_event || pkg != "presence") return reply(489, "Bad Event", {"Allow-Events: presence"});
+	if (!req.eventlist) return reply(421, "Extension Required", {"Require: eventlist"});
+	if (req.body.empty()) return reply(400, "Bad Request (recipient-list-subscribe without a resource list body)");
+	if (req.content_type != "application/resource-lists+xml")
+		return reply(415, "Unsupported Media Type", {"Accept: application/resource-lists+xml"});
+	if (req.content_disposition != "recipient-list")
+		return reply(400, "Bad Request (the list body needs Content-Disposition: recipient-list)");
+	std::string body;
+	if (req.content_encoding.empty() || req.content_encoding == "identity") {
+		body = req.body;
+	} else if (req.content_encoding == "deflate") {
+		if (!inflate(req.body, body, cfg_.max_body_size))
+			return reply(400, "Bad Request (the deflate body does not inflate within the size bound)");
+	} else {
+		return reply(415, "Unsupported Media Type (Content-Encoding)", {"Accept-Encoding: deflate"});
+	}
+	if (body.size() > cfg_.max_body_size) return reply(413, "Request Entity Too Large");
+	subs::Notifier::Response nr;
+	if (!notifier_->check(r, *package_, nr)) return reply(nr.code, nr.reason, nr.headers);
+	std::string why;
+	Resolved res = resolve_body(body, req.service, "sip:" + req.watcher, cfg_.xcap_root,
+			[this](const std::string &path, std::string &b) { return host_.xcap_get(path, b); }, cfg_.limits, why);
+	if (!why.empty()) return reply(400, "Bad Request (" + why + ")");
+	for (const auto &e : res.errors) IMPS_WARN("ad-hoc list of %s: %s", req.watcher.c_str(), e.c_str());
+	if (!res.errors.empty()) host_.stat(Stat::ListErrors, static_cast<long long>(res.errors.size()));
+	Subscription &s = r.sub;
+	s.sid = subs::subscription_id(s.dialog.callid, s.dialog.remote_tag, s.dialog.local_tag);
+	// the subscriber's own: keyed by it, so its devices' lists stand beside each other
+	s.resource = "adhoc|" + req.watcher;
+	s.watcher = req.watcher;
+	s.watcher_uri = req.dialog.remote_uri;
+	s.display_name = req.display_name;
+	s.dialog.event_id = event_id(req.event);
+	s.status = "active";
+	s.data = encode(res.root);
+	int expires = notifier_->expires_of(r);
+	if (expires > 0) attach(s, res.root, expires, req.now_ms);
+	nr = notifier_->subscribe(r, *package_, cfg_.max_list_subscriptions);
+	if (nr.code != 200) {
+		if (expires > 0 && !nr.created) detach(req.watcher, s.sid, members_of(res.root), req.now_ms);
+		if (nr.code == 403) return reply(403, "Forbidden (too many list subscriptions of this user)");
+		return reply(nr.code, nr.reason, nr.headers);
+	}
+	if (nr.created) host_.stat(Stat::ListSubscriptions, 1);
+	if (expires == 0) detach(req.watcher, s.sid, members_of(res.root), req.now_ms);
+	pending_changes_.insert(pending_changes_.end(), deferred_.begin(), deferred_.end());
+	deferred_.clear();
 	Response out = reply(200, "OK", nr.headers);
 	out.headers.push_back("Require: eventlist");
 	return out;

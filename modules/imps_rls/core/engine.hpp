@@ -37,6 +37,8 @@ struct Config {
 	std::string node = "-";
 	std::string epoch = "0";
 	std::string xcap_root;           // for absolute references
+	std::string adhoc_user = "rls";  // RFC 5367: SUBSCRIBEs to <adhoc_user>@<domain> with a list
+	size_t max_body_size = 65536;    // of an ad-hoc list body, inflated
 };
 
 enum class Stat { ListSubscriptions, NotifiesSent, NotifiesFailed, NotifyBytes, ListErrors, TimerErrors, Backends };
@@ -66,6 +68,9 @@ struct SubscribeRequest {
 	std::vector<std::string> accept;
 	int expires = -1;
 	bool eventlist = false;    // Supported: eventlist
+	bool recipient_list = false;  // Require: recipient-list-subscribe (RFC 5367)
+	std::string content_type, content_disposition, content_encoding;  // of the body, lower case
+	std::string body;
 	std::string service;       // the Request-URI ("sip:alice-list@a.example"), initial
 	std::string watcher;       // canonical identity of the subscriber
 	std::string display_name;
@@ -120,6 +125,7 @@ private:
 	class ListPackage;
 	struct Services;
 	bool find_service(const std::string &uri, Service &out);
+	Response subscribe_adhoc(const SubscribeRequest &req, subs::Notifier::Request &r);
 	void attach(const Subscription &s, const Node &tree, int expires, long long now_ms);
 	void detach(const std::string &owner, const std::string &sid, const std::vector<std::string> &members,
 			long long now_ms);

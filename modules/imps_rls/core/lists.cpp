@@ -231,6 +231,28 @@ Resolved resolve(const Service &s, const std::string &root, const Fetch &fetch, 
 	return out;
 }
 
+Resolved resolve_body(std::string_view body, const std::string &uri, const std::string &owner_xui,
+		const std::string &root, const Fetch &fetch, const Limits &lim, std::string &why)
+{
+	Resolved out;
+	out.root.is_list = true;
+	out.root.uri = uri;
+	auto p = imps::xml::parse_safe(body);
+	xmlNodePtr r = p.ok ? xmlDocGetRootElement(p.doc.get()) : nullptr;
+	if (!r || !r->ns || str_of(r->ns->href) != kRl || str_of(r->name) != "resource-lists") {
+		why = "the body is not a resource-lists document";
+		return out;
+	}
+	Walk w{owner_xui, root, fetch, lim, out, {}};
+	// RFC 5367: the list(s) of the body are the subscription's resources
+	for (xmlNodePtr l = r->children; l; l = l->next)
+		if (is(l, kRl, "list")) {
+			if (out.root.name.empty()) out.root.name = display_name(l);
+			walk_list(l, out.root, w, 0, uri);
+		}
+	return out;
+}
+
 namespace {
 
 void members(const Node &n, std::vector<std::string> &out, std::set<std::string> &seen)

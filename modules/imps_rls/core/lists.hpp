@@ -55,6 +55,11 @@ struct Resolved {
 // documents).
 Resolved resolve(const Service &s, const std::string &root, const Fetch &fetch, const Limits &lim);
 
+// An ad-hoc list (RFC 5367): the lists of a resource-lists document sent in a SUBSCRIBE body,
+// resolved like a service's (references only into owner_xui's documents), named uri.
+Resolved resolve_body(std::string_view resource_lists, const std::string &uri, const std::string &owner_xui,
+		const std::string &root, const Fetch &fetch, const Limits &lim, std::string &why);
+
 // Every member URI of a tree, once each, in document order.
 std::vector<std::string> members_of(const Node &n);
 

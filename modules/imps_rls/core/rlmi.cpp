@@ -51,7 +51,9 @@ std::string rlmi_document(const std::string &list_uri, unsigned long long versio
 
 std::string multipart_type(const std::string &start_cid, const std::string &boundary)
 {
-	return "multipart/related;type=\"application/rlmi+xml\";start=\"<" + start_cid + ">\";boundary=\"" + boundary + "\"";
+	// the boundary is a token (new_boundary: letters, digits, '-'), sent unquoted: belle-sip
+	// (linphone) takes a quoted one with its quotes
+	return "multipart/related;type=\"application/rlmi+xml\";start=\"<" + start_cid + ">\";boundary=" + boundary;
 }
 
 std::string multipart_body(const std::string &boundary, const std::vector<Part> &parts)

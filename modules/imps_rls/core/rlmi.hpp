@@ -32,7 +32,7 @@ struct Part {
 	std::string body;
 };
 
-// "multipart/related;type=\"application/rlmi+xml\";start=\"<cid>\";boundary=\"b\""
+// "multipart/related;type=\"application/rlmi+xml\";start=\"<cid>\";boundary=b"
 std::string multipart_type(const std::string &start_cid, const std::string &boundary);
 // The body: parts[0] is the root; each part with Content-Transfer-Encoding binary,
 // Content-ID and Content-Type.

@@ -52,7 +52,7 @@ TEST(Rlmi, MultipartFramingPerRfc2046)
 {
 	std::vector<Part> parts = {{"root@a", "application/rlmi+xml;charset=\"UTF-8\"", "<list/>"},
 			{"p1@a", "application/pidf+xml;charset=\"UTF-8\"", "<presence/>"}};
-	EXPECT_EQ(multipart_type("root@a", "b1"), "multipart/related;type=\"application/rlmi+xml\";start=\"<root@a>\";boundary=\"b1\"");
+	EXPECT_EQ(multipart_type("root@a", "b1"), "multipart/related;type=\"application/rlmi+xml\";start=\"<root@a>\";boundary=b1");
 	// no preamble: the body starts with the first delimiter; CRLF before each next one
 	EXPECT_EQ(multipart_body("b1", parts),
 			"--b1\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <root@a>\r\n"
@@ -184,6 +184,41 @@ TEST(Lists, PresentityOfUris)
 	Node n;
 	EXPECT_FALSE(decode("", n));
 	EXPECT_FALSE(decode("M\t0\tx\t\n", n));
+}
+
+}  // namespace
+
+// ---- inflate (RFC 1951, zlib-wrapped or raw), for Content-Encoding: deflate ----------------------
+
+#include "imps_rls/core/inflate.hpp"
+
+namespace {
+
+std::string unhex(const std::string &h)
+{
+	std::string o;
+	for (size_t i = 0; i + 1 < h.size(); i += 2) o += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
+	return o;
+}
+
+// made with Python's zlib: compress(level 9) of a 20-entry resource-lists document (dynamic
+// Huffman blocks, zlib wrapper), a raw level-1 stream (fixed codes) and a raw stored block
+TEST(Inflate, ZlibRawFixedDynamicStored)
+{
+	std::string out;
+	ASSERT_TRUE(inflate(unhex("78da8dd24d0a83301086e17d4f11b2f767fa6b83895df504ed0144c712d02889167bfb5abab250f85603c33b9b87c98bb96bc5937db0bdd392e2540a76555f5bf7d0f27ebb46992ccc26f71cfac9571cb5368c412c472e683979a72c8f8d1a4a5f76412d6be5825ac7d2e49f697276a37f89c95b2d831d54e32dbb3abd9431cf6537b42c933f0d01cd16687640b3079a03d01c81e6043419d09c1143081a9126849a106b42b009d126849b106f42c0e9473cf93e78b27e7cf306d83e2eef"), out, 1 << 20));
+	EXPECT_EQ(out.size(), 861u);
+	EXPECT_EQ(out.rfind("<?xml", 0), 0u);
+	EXPECT_NE(out.find("<entry uri=\"sip:friend19@a.example\"/></list></resource-lists>"), std::string::npos);
+	ASSERT_TRUE(inflate(unhex("cb48cdc9c957c84022cbf38b725200"), out, 100));
+	EXPECT_EQ(out, "hello hello hello world");
+	ASSERT_TRUE(inflate(unhex("010c00f3ff73746f72656420626c6f636b"), out, 100));
+	EXPECT_EQ(out, "stored block");
+	// bounded, and malformed input refused
+	EXPECT_FALSE(inflate(unhex("78da8dd24d0a83301086e17d4f11b2f767fa6b83895df504ed0144c712d02889167bfb5abab250f85603c33b9b87c98bb96bc5937db0bdd392e2540a76555f5bf7d0f27ebb46992ccc26f71cfac9571cb5368c412c472e683979a72c8f8d1a4a5f76412d6be5825ac7d2e49f697276a37f89c95b2d831d54e32dbb3abd9431cf6537b42c933f0d01cd16687640b3079a03d01c81e6043419d09c1143081a9126849a106b42b009d126849b106f42c0e9473cf93e78b27e7cf306d83e2eef"), out, 100));
+	EXPECT_FALSE(inflate(unhex("78da8dd24d0a83301086e17d4f11b2f767fa6b83895df504ed0144c712d02889167bfb5abab250f85603c33b9b87c98bb96bc5937db0bdd392e2540a76555f5bf7d0f27ebb46992ccc26f71cfac9571cb5368c412c472e683979a72c8f8d1a4a5f76412d6be5825ac7d2e49f697276a37f89c95b2d831d54e32dbb3abd9431cf6537b42c933f0d01cd16687640b3079a03d01c81e6043419d09c1143081a9126849a106b42b009d126849b106f42c0e9473cf93e78b27e7cf306d83e2eef").substr(0, 60), out, 1 << 20));
+	EXPECT_FALSE(inflate("not deflate at all", out, 1 << 20));
+	EXPECT_FALSE(inflate("", out, 10));
 }
 
 }  // namespace
