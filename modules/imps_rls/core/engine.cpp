@@ -232,39 +232,7 @@ Response Engine::subscribe(const SubscribeRequest &req)
 	for (const auto &e : res.errors) IMPS_WARN("list %s: %s", svc.uri.c_str(), e.c_str());
 	if (!res.errors.empty()) host_.stat(Stat::ListErrors, static_cast<long long>(res.errors.size()));
 	res.root.uri = svc.uri;
-	Subscription &s = r.sub;
-	s.resource = presentity_of(svc.uri);
-	s.watcher = req.watcher;
-	s.watcher_uri = req.dialog.remote_uri;
-	s.display_name = req.display_name;
-	s.dialog.event_id = event_id(req.event);
-	s.status = "active";
-	s.data = encode(res.root);
-	// the members first: their states are in the store before the first NOTIFY is built
-	int expires = notifier_->expires_of(r);
-	s.sid = subs::subscription_id(s.dialog.callid, s.dialog.remote_tag, s.dialog.local_tag);
-	if (expires > 0) attach(s, res.root, expires, req.now_ms);
-	nr = notifier_->subscribe(r, *package_, cfg_.max_list_subscriptions);
-	if (nr.code != 200) {
-		if (expires > 0 && !nr.created) {
-			Subscription probe;
-			Node t;
-			if (!show(s.sid, probe, t)) detach(req.watcher, s.sid, members_of(res.root), req.now_ms);
-		}
-		if (nr.code == 403) return reply(403, "Forbidden (too many subscriptions of this list)");
-		return reply(nr.code, nr.reason, nr.headers);
-	}
-	if (nr.created) host_.stat(Stat::ListSubscriptions, 1);
-	if (expires == 0) detach(req.watcher, s.sid, members_of(res.root), req.now_ms);
-	if (!deferred_.empty()) {
-		// other lists' changes: after this reply's NOTIFY (kept queued meanwhile)
-		auto queued = std::move(deferred_);
-		deferred_.clear();
-		pending_changes_.insert(pending_changes_.end(), queued.begin(), queued.end());
-	}
-	Response out = reply(200, "OK", nr.headers);
-	out.headers.push_back("Require: eventlist");
-	return out;
+	return start_list(req, r, presentity_of(svc.uri), res.root, "Forbidden (too many subscriptions of this list)");
 }
 
 // RFC 5367: a list subscription whose list is the SUBSCRIBE's body (linphone's friend list).
@@ -296,26 +264,37 @@ Response Engine::subscribe_adhoc(const SubscribeRequest &req, subs::Notifier::Re
 	if (!why.empty()) return reply(400, "Bad Request (" + why + ")");
 	for (const auto &e : res.errors) IMPS_WARN("ad-hoc list of %s: %s", req.watcher.c_str(), e.c_str());
 	if (!res.errors.empty()) host_.stat(Stat::ListErrors, static_cast<long long>(res.errors.size()));
+	// the subscriber's own: keyed by it, so its devices' lists stand beside each other
+	return start_list(req, r, "adhoc|" + req.watcher, res.root, "Forbidden (too many list subscriptions of this user)");
+}
+
+// A new list subscription of resource over tree: the members' watches first (their states are
+// in the store before the first NOTIFY is built), then the subscription.
+Response Engine::start_list(const SubscribeRequest &req, subs::Notifier::Request &r, const std::string &resource,
+		const Node &tree, const char *too_many)
+{
 	Subscription &s = r.sub;
 	s.sid = subs::subscription_id(s.dialog.callid, s.dialog.remote_tag, s.dialog.local_tag);
-	// the subscriber's own: keyed by it, so its devices' lists stand beside each other
-	s.resource = "adhoc|" + req.watcher;
+	s.resource = resource;
 	s.watcher = req.watcher;
 	s.watcher_uri = req.dialog.remote_uri;
 	s.display_name = req.display_name;
 	s.dialog.event_id = event_id(req.event);
 	s.status = "active";
-	s.data = encode(res.root);
+	s.data = encode(tree);
 	int expires = notifier_->expires_of(r);
-	if (expires > 0) attach(s, res.root, expires, req.now_ms);
-	nr = notifier_->subscribe(r, *package_, cfg_.max_list_subscriptions);
+	if (expires > 0) attach(s, tree, expires, req.now_ms);
+	auto nr = notifier_->subscribe(r, *package_, cfg_.max_list_subscriptions);
 	if (nr.code != 200) {
-		if (expires > 0 && !nr.created) detach(req.watcher, s.sid, members_of(res.root), req.now_ms);
-		if (nr.code == 403) return reply(403, "Forbidden (too many list subscriptions of this user)");
+		Subscription probe;
+		Node t;
+		if (expires > 0 && !show(s.sid, probe, t)) detach(req.watcher, s.sid, members_of(tree), req.now_ms);
+		if (nr.code == 403) return reply(403, too_many);
 		return reply(nr.code, nr.reason, nr.headers);
 	}
 	if (nr.created) host_.stat(Stat::ListSubscriptions, 1);
-	if (expires == 0) detach(req.watcher, s.sid, members_of(res.root), req.now_ms);
+	if (expires == 0) detach(req.watcher, s.sid, members_of(tree), req.now_ms);
+	// other lists' changes that came along: after this reply's NOTIFY
 	pending_changes_.insert(pending_changes_.end(), deferred_.begin(), deferred_.end());
 	deferred_.clear();
 	Response out = reply(200, "OK", nr.headers);

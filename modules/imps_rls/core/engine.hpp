@@ -126,6 +126,8 @@ private:
 	struct Services;
 	bool find_service(const std::string &uri, Service &out);
 	Response subscribe_adhoc(const SubscribeRequest &req, subs::Notifier::Request &r);
+	Response start_list(const SubscribeRequest &req, subs::Notifier::Request &r, const std::string &resource,
+			const Node &tree, const char *too_many);
 	void attach(const Subscription &s, const Node &tree, int expires, long long now_ms);
 	void detach(const std::string &owner, const std::string &sid, const std::vector<std::string> &members,
 			long long now_ms);
