@@ -369,3 +369,37 @@ def test_xcap_diff_bad_subscriptions(lnet):
         600, body=selection(f"resource-lists/users/sip:bob@{DOMAIN}/index"), content_type=RL)
     assert r.status == 406, r.raw
     assert bob.no_request(wait=0.3)
+
+
+def test_xcap_diff_refresh_with_a_new_list(lnet):
+    """RFC 5875 4.4: a refresh may bring a new URI list; its NOTIFY (full state) and the later
+    ones follow the new list."""
+    net = lnet
+    alice = net.ua("alice")
+    c = client()
+    rl = c.put(ALICE_RL, LISTS, RL)
+    assert rl.status == 201
+    c.close()
+    rules = put_rules(ruleset(rule("c", ["carol"], "allow", ALL)))
+    s = sub(alice, "alice", event="xcap-diff", accept=XCAP_DIFF)
+    assert s.subscribe(600, body=selection(ALICE_RL), content_type=RL).status == 200
+    root, items = diff_doc(alice.wait_request())
+    assert items == [("document", ALICE_RL, {"new-etag": rl.etag}, [])]
+    # the refresh names the pres-rules collection only
+    r = s.subscribe(600, body=selection("pres-rules/"), content_type=RL)
+    assert r.status == 200, r.raw
+    root, items = diff_doc(alice.wait_request())
+    assert items == [("document", ALICE_RULES, {"new-etag": rules.etag}, [])]
+    # a change of the buddy list is no longer told; one of the rules is
+    c = client()
+    assert c.put(ALICE_RL, LISTS.replace("carol", "dave"), RL).status == 200
+    c.close()
+    assert alice.no_request(wait=0.4)
+    new = put_rules(ruleset())
+    root, items = diff_doc(alice.wait_request(timeout=3))
+    assert items == [("document", ALICE_RULES, {"previous-etag": rules.etag, "new-etag": new.etag}, [])]
+    # a refresh body naming nothing alice may read: refused, the subscription keeps its list
+    r = s.subscribe(600, body=selection(f"resource-lists/users/sip:bob@{DOMAIN}/index"), content_type=RL)
+    assert r.status == 403, r.raw
+    assert s.unsubscribe().status == 200
+    alice.wait_request()

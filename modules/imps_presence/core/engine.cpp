@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 
 namespace imps::presence {
@@ -51,6 +52,22 @@ Response reply(int code, std::string reason, std::vector<std::string> headers = 
 	r.reason = std::move(reason);
 	r.headers = std::move(headers);
 	return r;
+}
+
+// The URI list of an xcap-diff SUBSCRIBE body (RFC 5875 4.4) as stored with the subscription
+// (data); the refusal when it is not one the subscriber (xui) may have.
+std::optional<Response> read_selection(const SubscribeRequest &req, const std::string &root, const std::string &xui,
+		size_t max_size, std::string &data)
+{
+	if (req.content_type != kResourceLists)
+		return reply(415, "Unsupported Media Type", {std::string("Accept: ") + kResourceLists});
+	if (req.body.size() > max_size) return reply(413, "Request Entity Too Large");
+	std::vector<std::string> sel;
+	std::string why;
+	if (!xcapdiff::parse_selection(req.body, root, xui, sel, why))
+		return why.rfind("no XCAP", 0) == 0 ? reply(403, "Forbidden (" + why + ")") : reply(400, "Bad Request (" + why + ")");
+	data = xcapdiff::join(sel);
+	return std::nullopt;
 }
 
 WatcherEntry entry_of(const Subscription &s, const std::string &status, const std::string &event, long long now)
@@ -641,6 +658,13 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 		std::string sid = subs::subscription_id(req.dialog.callid, req.dialog.remote_tag, req.dialog.local_tag);
 		r.sub.resource = subs_.resource_of(sid);
 		if (r.sub.resource.empty()) return reply(481, "Subscription Does Not Exist");
+		if (diff && !req.body.empty()) {
+			// RFC 5875 4.4: a refresh may change the URI list; the NOTIFY it gets uses the new one
+			std::string data;
+			if (auto refused = read_selection(req, cfg_.xcap_root, xui_of(r.sub.resource), cfg_.max_body_size, data))
+				return *refused;
+			if (!subs_.set_data(r.sub.resource, sid, data)) return reply(481, "Subscription Does Not Exist");
+		}
 		// the rules as they are now apply to the NOTIFY of the refresh (PresencePackage::refreshed)
 		nr = notifier_->subscribe(r, pkg, cfg_.max_watchers);
 		return reply(nr.code, nr.reason, nr.headers);
@@ -651,21 +675,16 @@ Response Engine::subscribe_checked(const SubscribeRequest &req)
 	if (diff) {
 		// RFC 5875 4.4: the URI list in the body; the subscriber's own documents (and global ones)
 		if (req.body.empty()) return reply(400, "Bad Request (xcap-diff SUBSCRIBE without a resource-lists body)");
-		if (req.content_type != kResourceLists)
-			return reply(415, "Unsupported Media Type", {std::string("Accept: ") + kResourceLists});
-		if (req.body.size() > cfg_.max_body_size) return reply(413, "Request Entity Too Large");
-		std::vector<std::string> sel;
-		std::string why;
-		if (!xcapdiff::parse_selection(req.body, cfg_.xcap_root, xui_of(req.watcher), sel, why))
-			return sel.empty() && why.rfind("no XCAP", 0) == 0 ? reply(403, "Forbidden (" + why + ")")
-																: reply(400, "Bad Request (" + why + ")");
+		std::string data;
+		if (auto refused = read_selection(req, cfg_.xcap_root, xui_of(req.watcher), cfg_.max_body_size, data))
+			return *refused;
 		s.resource = req.watcher;
 		s.watcher = req.watcher;
 		s.watcher_uri = req.dialog.remote_uri;
 		s.display_name = req.display_name;
 		s.dialog.event_id = event_id(req.event);
 		s.status = "active";
-		s.data = xcapdiff::join(sel);
+		s.data = data;
 		nr = notifier_->subscribe(r, pkg, cfg_.max_watchers);
 		if (nr.code == 403) return reply(403, "Forbidden (too many xcap-diff subscriptions)");
 		if (nr.code != 200) return reply(nr.code, nr.reason, nr.headers);
