@@ -5,6 +5,7 @@
 
 #include "imps/hash.hpp"
 #include "imps/log.hpp"
+#include "imps/lua.hpp"
 #include "imps/redis.hpp"
 #include "imps/sip_text.hpp"
 
@@ -334,18 +335,21 @@ void Engine::attach(const Subscription &s, const Node &tree, int expires, long l
 		std::string bkey = backend_key(owner, p);
 		std::string hk = subs_.keys().resource("be:" + bkey, "state");
 		std::string rk = subs_.keys().resource("be:" + bkey, "refs");
-		r.command({"SADD", rk, ref});
-		auto added = r.command({"SADD", prefix_ + ":backends", bkey});
-		if (added && reply_int(added.get()) == 1) {
-			auto n = r.command({"SCARD", prefix_ + ":backends"});
-			if (n && reply_int(n.get()) > cfg_.max_backends) {
-				r.command({"HSET", hk, "member", m, "presentity", p, "owner", owner, "state", "terminated", "reason", "noresource"});
-				IMPS_WARN("more than %d back-end watches: %s not watched", cfg_.max_backends, p.c_str());
-				continue;
+		// the reference and the record in one step (rls_attach.lua)
+		auto a = r.eval(lua_script("rls_attach"), {hk, rk}, {ref, m, p, owner});
+		bool fresh = a && a->type == REDIS_REPLY_ARRAY && a->elements == 2 && reply_int(a->element[0]) == 1;
+		if (fresh) {
+			auto added = r.command({"SADD", prefix_ + ":backends", bkey});
+			if (added && reply_int(added.get()) == 1) {
+				auto n = r.command({"SCARD", prefix_ + ":backends"});
+				if (n && reply_int(n.get()) > cfg_.max_backends) {
+					r.command({"HSET", hk, "state", "terminated", "reason", "noresource"});
+					IMPS_WARN("more than %d back-end watches: %s not watched", cfg_.max_backends, p.c_str());
+					continue;
+				}
+				host_.stat(Stat::Backends, 1);
 			}
-			host_.stat(Stat::Backends, 1);
 		}
-		r.command({"HSET", hk, "member", m, "presentity", p, "owner", owner});
 		std::string id;
 		in_watch_ = true;
 		in_watch_sid_ = s.sid;
@@ -378,16 +382,10 @@ void Engine::detach(const std::string &owner, const std::string &sid, const std:
 		std::string bkey = backend_key(owner, p);
 		std::string hk = subs_.keys().resource("be:" + bkey, "state");
 		std::string rk = subs_.keys().resource("be:" + bkey, "refs");
-		auto members_left = r.command({"SMEMBERS", rk});
-		for (size_t i = 0; members_left && i < members_left->elements; ++i) {
-			std::string v = reply_str(members_left->element[i]);
-			if (v.size() > sid.size() && v.compare(v.size() - sid.size(), sid.size(), sid) == 0) r.command({"SREM", rk, v});
-		}
-		auto left = r.command({"SCARD", rk});
-		if (left && reply_int(left.get()) > 0) continue;
-		auto id = r.command({"HGET", hk, "id"});
-		std::string wid = id ? reply_str(id.get()) : std::string();
-		r.command({"DEL", hk, rk});
+		// the reference, and with the last one the record, in one step (rls_detach.lua)
+		auto d = r.eval(lua_script("rls_detach"), {hk, rk}, {sid});
+		if (!d || d->type != REDIS_REPLY_ARRAY || d->elements != 2 || reply_int(d->element[0]) != 1) continue;
+		std::string wid = reply_str(d->element[1]);
 		auto removed = r.command({"SREM", prefix_ + ":backends", bkey});
 		if (removed && reply_int(removed.get()) == 1) host_.stat(Stat::Backends, -1);
 		if (!wid.empty()) host_.unwatch(p, wid);
@@ -400,16 +398,16 @@ int Engine::member_notify(const std::string &bkey, const std::string &presentity
 	Redis &r = subs_.redis();
 	std::string hk = subs_.keys().resource("be:" + bkey, "state");
 	std::string rk = subs_.keys().resource("be:" + bkey, "refs");
-	auto refs = r.command({"SCARD", rk});
-	if (!refs || reply_int(refs.get()) == 0) return 481;  // no list holds it any more
 	std::string state, reason;
 	parse_state(state_hdr, state, reason);
-	auto old = r.command({"HMGET", hk, "state", "body", "member"});
-	std::string old_state = old && old->elements > 0 ? reply_str(old->element[0]) : "";
-	std::string old_body = old && old->elements > 1 ? reply_str(old->element[1]) : "";
-	std::string member = old && old->elements > 2 ? reply_str(old->element[2]) : "sip:" + presentity;
-	r.command({"HSET", hk, "state", state, "reason", reason, "ctype", content_type, "body", body});
-	if (state == old_state && body == old_body) return 200;  // a refresh: nothing new
+	// stored only while a list holds the watch (rls_member.lua)
+	auto m = r.eval(lua_script("rls_member"), {hk, rk}, {state, reason, content_type, body});
+	if (!m || m->type != REDIS_REPLY_ARRAY || m->elements != 2) return 500;
+	long long changed = reply_int(m->element[0]);
+	if (changed < 0) return 481;  // no list holds it any more: the watch ends
+	std::string member = reply_str(m->element[1]);
+	if (member.empty()) member = "sip:" + presentity;
+	if (changed == 0) return 200;  // a refresh: nothing new
 	if (in_watch_) {
 		// a watch is being made: the other lists holding this back-end (and any other
 		// back-end's change that came along) are told once it is done
