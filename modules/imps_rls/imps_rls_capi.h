@@ -50,6 +50,7 @@ typedef struct imps_rls_config {
 	int batch_ms;
 	int max_notify_size;
 	const char *adhoc_user;
+	int client_compat;
 	int max_members;
 	int max_depth;
 	int max_list_subscriptions;
@@ -66,6 +67,7 @@ typedef struct imps_rls_subscribe {
 	int eventlist; /* Supported: eventlist */
 	int recipient_list; /* Require: recipient-list-subscribe (RFC 5367) */
 	imps_str_t content_type, content_disposition, content_encoding, body;
+	imps_str_t user_agent;
 	imps_str_t service;
 	imps_str_t watcher;
 	imps_str_t display_name;

@@ -40,6 +40,7 @@ static int default_expires = 3600;
 static int batch_interval = 50; /* ms */
 static int max_notify_size = 32768; /* bytes of member state per NOTIFY */
 static char *adhoc_user = "rls";    /* RFC 5367 ad-hoc lists: SUBSCRIBE <adhoc_user>@<domain> */
+static int client_compat = 1;       /* liblinphone's list NOTIFY quirks for its ad-hoc lists */
 static int max_members = 200;
 static int max_depth = 8;
 static int max_list_subscriptions = 16;
@@ -92,6 +93,7 @@ static param_export_t params[] = {
 	{"batch_interval", PARAM_INT, &batch_interval},
 	{"max_notify_size", PARAM_INT, &max_notify_size},
 	{"adhoc_user", PARAM_STRING, &adhoc_user},
+	{"client_compat", PARAM_INT, &client_compat},
 	{"max_members", PARAM_INT, &max_members},
 	{"max_depth", PARAM_INT, &max_depth},
 	{"max_list_subscriptions", PARAM_INT, &max_list_subscriptions},
@@ -220,6 +222,7 @@ int open_core(void)
 	cfg.batch_ms = batch_interval;
 	cfg.max_notify_size = max_notify_size;
 	cfg.adhoc_user = adhoc_user;
+	cfg.client_compat = client_compat;
 	cfg.max_members = max_members;
 	cfg.max_depth = max_depth;
 	cfg.max_list_subscriptions = max_list_subscriptions;

@@ -134,6 +134,7 @@ int ki_handle_subscribe(struct sip_msg *msg)
 		req.content_type = imps_str_of(ct);
 		req.content_disposition = imps_str_of(header_value(msg, "Content-Disposition", 0));
 		req.content_encoding = imps_str_of(header_value(msg, "Content-Encoding", 0));
+		req.user_agent = imps_str_of(header_value(msg, "User-Agent", 1));
 	}
 	req.service = imps_str_of(GET_RURI(msg)->len > 0 ? *GET_RURI(msg) : msg->first_line.u.request.uri);
 	if((n = imps_requester_uri(msg, &trusted, &uri, &u)) < 0

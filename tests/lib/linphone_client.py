@@ -51,8 +51,9 @@ def _aor(uri):
 class Linphone:
     def __init__(self, user, domain="a.example", edge=("127.0.0.1", 5060), transport="udp",
                  workdir=None, sip_port=None, password=None, friends=(), expires=600,
-                 debug=6, gruu=True):
+                 debug=6, gruu=True, rls_uri=None):
         self.user = user
+        self.rls_uri = rls_uri  # the friend list's presence through a resource list server (RFC 5367)
         self.domain = domain
         self.aor = f"sip:{user}@{domain}"
         self.edge = edge
@@ -104,6 +105,7 @@ default_proxy=0
 media_encryption=none
 verify_server_certs=0
 verify_server_cn=0
+{"rls_uri=" + self.rls_uri if self.rls_uri else ""}
 
 [net]
 firewall_policy=0

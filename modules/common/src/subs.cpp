@@ -74,12 +74,17 @@ std::string subscription_state(const Subscription &s, long long now)
 std::string notify_headers(const Outgoing &n)
 {
 	const Subscription &s = n.sub;
-	std::string h = "Event: " + s.package;
+	// the package's own spelling of the Event header, when it gives one (a client's quirk)
+	std::string event = s.package;
+	for (const auto &x : n.content.headers)
+		if (x.rfind("Event: ", 0) == 0) event = x.substr(7);
+	std::string h = "Event: " + event;
 	if (!s.dialog.event_id.empty()) h += ";id=" + s.dialog.event_id;
 	h += "\r\nSubscription-State: " + n.state + "\r\n";
 	if (!s.dialog.local_contact.empty()) h += "Contact: <" + s.dialog.local_contact + ">\r\n";
 	if (!n.content.content_type.empty()) h += "Content-Type: " + n.content.content_type + "\r\n";
-	for (const auto &x : n.content.headers) h += x + "\r\n";
+	for (const auto &x : n.content.headers)
+		if (x.rfind("Event: ", 0) != 0) h += x + "\r\n";
 	return h;
 }
 

@@ -127,6 +127,7 @@ int imps_rls_open(const imps_rls_config_t *cfg, const imps_rls_host_t *host) noe
 		c.epoch = std::to_string(cfg->epoch);
 		c.xcap_root = cfg->xcap_root ? cfg->xcap_root : "";
 		if (cfg->adhoc_user && *cfg->adhoc_user) c.adhoc_user = cfg->adhoc_user;
+		c.client_compat = cfg->client_compat != 0;
 		p->engine = std::make_unique<Engine>(c, *p->redis, cfg->key_prefix ? cfg->key_prefix : "imps:rls", p->host);
 		g = p.release();
 		return 0;
@@ -169,6 +170,7 @@ int imps_rls_subscribe(const imps_rls_subscribe_t *r, imps_rls_reply_t *rep) noe
 		req.content_disposition = imps::lower(to_string(r->content_disposition));
 		req.content_encoding = imps::lower(to_string(r->content_encoding));
 		req.body = to_string(r->body);
+		req.user_agent = to_string(r->user_agent);
 		req.service = to_string(r->service);
 		req.watcher = to_string(r->watcher);
 		req.display_name = to_string(r->display_name);

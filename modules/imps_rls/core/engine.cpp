@@ -266,7 +266,9 @@ Response Engine::subscribe_adhoc(const SubscribeRequest &req, subs::Notifier::Re
 	for (const auto &e : res.errors) IMPS_WARN("ad-hoc list of %s: %s", req.watcher.c_str(), e.c_str());
 	if (!res.errors.empty()) host_.stat(Stat::ListErrors, static_cast<long long>(res.errors.size()));
 	// the subscriber's own: keyed by it, so its devices' lists stand beside each other
-	return start_list(req, r, "adhoc|" + req.watcher, res.root, "Forbidden (too many list subscriptions of this user)");
+	bool compat = cfg_.client_compat && lower(req.user_agent).find("linphone") != std::string::npos;
+	return start_list(req, r, (compat ? "adhoc-compat|" : "adhoc|") + req.watcher, res.root,
+			"Forbidden (too many list subscriptions of this user)");
 }
 
 // A new list subscription of resource over tree: the members' watches first (their states are
@@ -638,9 +640,12 @@ subs::Notification Engine::list_state(const Subscription &s, const std::string &
 	}
 	std::string boundary = new_boundary(parts);
 	subs::Notification n;
+	// liblinphone: its list handler wants "Event: Presence" and Content-IDs as the RLMI cids
+	bool compat = s.resource.rfind("adhoc-compat|", 0) == 0;
 	n.content_type = multipart_type(root_cid, boundary);
-	n.body = multipart_body(boundary, parts);
+	n.body = multipart_body(boundary, parts, !compat);
 	n.headers = {"Require: eventlist"};
+	if (compat) n.headers.push_back("Event: Presence");
 	host_.stat(Stat::NotifyBytes, static_cast<long long>(n.body.size()));
 	return n;
 }

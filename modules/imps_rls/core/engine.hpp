@@ -39,6 +39,9 @@ struct Config {
 	std::string xcap_root;           // for absolute references
 	std::string adhoc_user = "rls";  // RFC 5367: SUBSCRIBEs to <adhoc_user>@<domain> with a list
 	size_t max_body_size = 65536;    // of an ad-hoc list body, inflated
+	// liblinphone's list NOTIFY handling: "Event: Presence" and Content-IDs without brackets
+	// for ad-hoc lists of clients whose User-Agent names linphone
+	bool client_compat = true;
 };
 
 enum class Stat { ListSubscriptions, NotifiesSent, NotifiesFailed, NotifyBytes, ListErrors, TimerErrors, Backends };
@@ -70,6 +73,7 @@ struct SubscribeRequest {
 	bool eventlist = false;    // Supported: eventlist
 	bool recipient_list = false;  // Require: recipient-list-subscribe (RFC 5367)
 	std::string content_type, content_disposition, content_encoding;  // of the body, lower case
+	std::string user_agent;
 	std::string body;
 	std::string service;       // the Request-URI ("sip:alice-list@a.example"), initial
 	std::string watcher;       // canonical identity of the subscriber

@@ -56,14 +56,15 @@ std::string multipart_type(const std::string &start_cid, const std::string &boun
 	return "multipart/related;type=\"application/rlmi+xml\";start=\"<" + start_cid + ">\";boundary=" + boundary;
 }
 
-std::string multipart_body(const std::string &boundary, const std::vector<Part> &parts)
+std::string multipart_body(const std::string &boundary, const std::vector<Part> &parts, bool brackets)
 {
 	std::string o;
 	for (size_t i = 0; i < parts.size(); ++i) {
 		const Part &p = parts[i];
 		o += (i ? "\r\n--" : "--") + boundary + "\r\n";
 		o += "Content-Transfer-Encoding: binary\r\n";
-		o += "Content-ID: <" + p.content_id + ">\r\n";
+		// header names are case-insensitive (RFC 2045), but liblinphone looks for "Content-Id"
+		o += brackets ? "Content-ID: <" + p.content_id + ">\r\n" : "Content-Id: " + p.content_id + "\r\n";
 		o += "Content-Type: " + p.content_type + "\r\n\r\n";
 		o += p.body;
 	}

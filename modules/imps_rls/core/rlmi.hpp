@@ -36,7 +36,9 @@ struct Part {
 std::string multipart_type(const std::string &start_cid, const std::string &boundary);
 // The body: parts[0] is the root; each part with Content-Transfer-Encoding binary,
 // Content-ID and Content-Type.
-std::string multipart_body(const std::string &boundary, const std::vector<Part> &parts);
+// brackets: Content-ID values in angle brackets (RFC 2392); false for liblinphone, which
+// compares the raw value with the RLMI cid.
+std::string multipart_body(const std::string &boundary, const std::vector<Part> &parts, bool brackets = true);
 // A boundary that does not occur in any of the parts.
 std::string new_boundary(const std::vector<Part> &parts);
 // A random token (Content-IDs, boundaries).

@@ -60,6 +60,10 @@ TEST(Rlmi, MultipartFramingPerRfc2046)
 			"\r\n--b1\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <p1@a>\r\n"
 			"Content-Type: application/pidf+xml;charset=\"UTF-8\"\r\n\r\n<presence/>"
 			"\r\n--b1--\r\n");
+	// for liblinphone: Content-Id values as the RLMI cids (no brackets)
+	EXPECT_EQ(multipart_body("b1", {parts[0]}, false),
+			"--b1\r\nContent-Transfer-Encoding: binary\r\nContent-Id: root@a\r\n"
+			"Content-Type: application/rlmi+xml;charset=\"UTF-8\"\r\n\r\n<list/>\r\n--b1--\r\n");
 	std::string b = new_boundary(parts);
 	EXPECT_EQ(b.rfind("imps-", 0), 0u);
 	EXPECT_NE(random_token(6), random_token(6));
