@@ -19,6 +19,7 @@
 #include "common/shim/imps_notify.h"
 #include "imps_aaa/imps_aaa_api.h"
 #include "imps_presence/imps_presence_capi.h"
+#include "imps_xcap/imps_xcap_api.h"
 
 /* imps_presence_mod.c */
 extern char *contact_uri;
@@ -70,15 +71,8 @@ extern rpc_export_t presence_rpc_cmds[];
 
 /* xcap.c: imps_xcap in the same Kamailio */
 extern int xcap_bound;
+extern imps_xcap_api_t xcap_api;
 int xcap_bind(void);
-int xcap_get_cb(imps_str_t path,
-		void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type),
-		void *ctx);
-int xcap_list_cb(imps_str_t auid, imps_str_t xui,
-		void (*sink)(void *ctx, imps_str_t path, imps_str_t etag, long long modified,
-				long long size),
-		void *ctx);
-unsigned long xcap_generation_cb(void);
 const char *xcap_bound_root(void);
 
 /* imps_presence_mod.c */

@@ -17,26 +17,6 @@ static void changed(imps_str_t path, imps_str_t old_etag, imps_str_t new_etag, v
 	imps_presence_document_changed(path, old_etag, new_etag);
 }
 
-int xcap_get_cb(imps_str_t path,
-		void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type),
-		void *ctx)
-{
-	return xcap_api.get(path, sink, ctx);
-}
-
-int xcap_list_cb(imps_str_t auid, imps_str_t xui,
-		void (*sink)(void *ctx, imps_str_t path, imps_str_t etag, long long modified,
-				long long size),
-		void *ctx)
-{
-	return xcap_api.list(auid, xui, sink, ctx);
-}
-
-unsigned long xcap_generation_cb(void)
-{
-	return xcap_api.generation();
-}
-
 /* mod_init: 1 bound (imps_xcap loaded), 0 not loaded, -1 error */
 int xcap_bind(void)
 {

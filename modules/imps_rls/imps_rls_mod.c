@@ -164,26 +164,6 @@ static void changed_cb(imps_str_t path, imps_str_t old_etag, imps_str_t new_etag
 	imps_rls_document_changed(path);
 }
 
-static int xcap_get_cb(imps_str_t path,
-		void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type),
-		void *ctx)
-{
-	return xcap_api.get(path, sink, ctx);
-}
-
-static int xcap_list_cb(imps_str_t auid, imps_str_t xui,
-		void (*sink)(void *ctx, imps_str_t path, imps_str_t etag, long long modified,
-				long long size),
-		void *ctx)
-{
-	return xcap_api.list(auid, xui, sink, ctx);
-}
-
-static unsigned long xcap_generation_cb(void)
-{
-	return xcap_api.generation();
-}
-
 static int watch_cb(imps_str_t presentity, imps_str_t watcher, imps_str_t key, int expires,
 		char *id, int id_size)
 {
@@ -236,9 +216,9 @@ int open_core(void)
 	host.log = imps_log_sink;
 	host.send_request = send_request;
 	host.stat = stat_cb;
-	host.xcap_get = xcap_get_cb;
-	host.xcap_list = xcap_list_cb;
-	host.xcap_generation = xcap_generation_cb;
+	host.xcap_get = xcap_api.get; /* the host's signatures are those of bind_imps_xcap */
+	host.xcap_list = xcap_api.list;
+	host.xcap_generation = xcap_api.generation;
 	host.watch = watch_cb;
 	host.unwatch = unwatch_cb;
 	return imps_rls_open(&cfg, &host);

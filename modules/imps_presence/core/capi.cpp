@@ -3,9 +3,11 @@
 #include "../imps_presence_capi.h"
 
 #include "engine.hpp"
+#include "imps/clock.hpp"
 #include "imps/log.hpp"
 #include "imps/redis.hpp"
 #include "imps/sip_text.hpp"
+#include "imps/xcap_calls.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -23,11 +25,7 @@ using imps::to_string;
 namespace {
 
 
-long long now_ms()
-{
-	using namespace std::chrono;
-	return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+long long now_ms() { return imps::wall_ms(); }
 
 struct HostAdapter final : Host {
 	imps_presence_host_t h{};
@@ -79,33 +77,12 @@ struct HostAdapter final : Host {
 
 	int xcap_get(const std::string &path, std::string &body, std::string &etag) override
 	{
-		if (!h.xcap_get) return -1;
-		struct Out {
-			std::string *body, *etag;
-		} out{&body, &etag};
-		return h.xcap_get(to_imps_str(path), [](void *ctx, imps_str_t b, imps_str_t e, imps_str_t) {
-			try {
-				auto *o = static_cast<Out *>(ctx);
-				*o->body = to_string(b);
-				*o->etag = to_string(e);
-			} catch (...) {
-			}
-		}, &out);
+		return imps::xcap_get_via(h.xcap_get, path, body, &etag);
 	}
 	bool xcap_list(const std::string &auid, const std::string &xui,
 			std::vector<std::pair<std::string, std::string>> &out) override
 	{
-		if (!h.xcap_list) return false;
-		return h.xcap_list(to_imps_str(auid), to_imps_str(xui),
-					   [](void *ctx, imps_str_t path, imps_str_t etag, long long, long long) {
-						   try {
-							   static_cast<std::vector<std::pair<std::string, std::string>> *>(ctx)->emplace_back(
-									   to_string(path), to_string(etag));
-						   } catch (...) {
-						   }
-					   },
-					   &out)
-				== 0;
+		return imps::xcap_list_via(h.xcap_list, auid, xui, out);
 	}
 	unsigned long xcap_generation() override { return h.xcap_generation ? h.xcap_generation() : 0; }
 };

@@ -5,6 +5,7 @@
 #include "xcap_diff.hpp"
 
 #include "imps/hash.hpp"
+#include "imps/clock.hpp"
 #include "imps/log.hpp"
 #include "imps/redis.hpp"
 #include "imps/sip_text.hpp"
@@ -20,11 +21,7 @@
 namespace imps::presence {
 namespace {
 
-long long subs_now_ms()
-{
-	using namespace std::chrono;
-	return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+long long subs_now_ms() { return imps::wall_ms(); }
 
 const char *kPidf = "application/pidf+xml";
 const char *kWinfo = "application/watcherinfo+xml";
@@ -329,14 +326,28 @@ subs::Notification Engine::presence_state(const Subscription &s, const std::stri
 // the whole document; a presentity whose rules cannot be read shows the offline document.
 std::string Engine::visible(const Subscription &s, const std::string &doc, long long now_ms)
 {
-	if (!policy_->enabled() || lower(s.watcher) == lower(s.resource)) return doc;
-	const UserRules &ur = policy_->of(s.resource, now_ms);
-	if (ur.state == UserRules::State::None) return doc;
+	if (!policy_->enabled()) return doc;
+	return visible_with(policy_->of(s.resource, now_ms), s, doc, now_ms, nullptr);
+}
+
+// visible() with the presentity's rules read already; filtered: the documents filtered so far
+// in this batch by grant, shared by watchers with the same grant (null: none kept).
+std::string Engine::visible_with(const UserRules &ur, const Subscription &s, const std::string &doc,
+		long long now_ms, std::map<std::string, std::string> *filtered)
+{
+	if (lower(s.watcher) == lower(s.resource) || ur.state == UserRules::State::None) return doc;
 	if (ur.state == UserRules::State::Error) return offline(s.resource);
 	Grant g = evaluate(ur.rules, s.watcher, now_ms / 1000);
 	if (!decision(g)) return doc;
+	std::string key = filtered ? grant_key(g) : std::string();
+	if (filtered) {
+		auto it = filtered->find(key);
+		if (it != filtered->end()) return it->second;
+	}
 	std::string f = filter_document(doc, g);
-	return f.empty() ? offline(s.resource) : f;
+	if (f.empty()) f = offline(s.resource);
+	if (filtered) filtered->emplace(key, f);
+	return f;
 }
 
 Engine::Decision Engine::decide(const std::string &p, const std::string &w, long long now_ms)
@@ -506,20 +517,8 @@ void Engine::notify_document(const std::string &pres, const subs::Batch &b, unsi
 	// each watcher's grant filters the document; watchers with the same grant share the result
 	const UserRules &ur = policy_->of(pres, now_ms);
 	std::map<std::string, std::string> filtered;
-	for (const auto &s : b.send) {
-		std::string key = "*";
-		if (lower(s.watcher) == lower(pres)) {
-			key = "*";  // its own presence: the whole document
-		} else if (ur.state == UserRules::State::Found) {
-			Grant g = evaluate(ur.rules, s.watcher, now);
-			if (decision(g)) key = grant_key(g);
-		} else if (ur.state == UserRules::State::Error) {
-			key = "";  // rules unreadable: the offline document
-		}
-		auto it = filtered.find(key);
-		if (it == filtered.end()) it = filtered.emplace(key, visible(s, doc, now_ms)).first;
-		notifier_->queue(s, {it->second, kPidf, {}}, subs::subscription_state(s, now));
-	}
+	for (const auto &s : b.send)
+		notifier_->queue(s, {visible_with(ur, s, doc, now_ms, &filtered), kPidf, {}}, subs::subscription_state(s, now));
 }
 
 // ---- PUBLISH --------------------------------------------------------------------------------

@@ -227,6 +227,8 @@ private:
 	void winfo_changed(const std::string &pres, const std::vector<WinfoChange> &changes, long long now_ms);
 	// the document a subscription's watcher may see of doc (its pres-rules' grant)
 	std::string visible(const Subscription &s, const std::string &doc, long long now_ms);
+	std::string visible_with(const UserRules &ur, const Subscription &s, const std::string &doc,
+			long long now_ms, std::map<std::string, std::string> *filtered);
 	void rules_changed(const std::string &presentity, long long now_ms);
 	// Http mode, timer process: the copies of the rules of some presentities with state here
 	// checked again (a cursor over the registry), a changed one applied like a stored change.

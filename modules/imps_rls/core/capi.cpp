@@ -4,9 +4,11 @@
 
 #include "engine.hpp"
 
+#include "imps/clock.hpp"
 #include "imps/log.hpp"
 #include "imps/redis.hpp"
 #include "imps/sip_text.hpp"
+#include "imps/xcap_calls.hpp"
 
 #include <chrono>
 #include <cstring>
@@ -18,11 +20,7 @@ using imps::to_string;
 
 namespace {
 
-long long now_ms()
-{
-	using namespace std::chrono;
-	return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+long long now_ms() { return imps::wall_ms(); }
 
 struct HostAdapter final : Host {
 	imps_rls_host_t h{};
@@ -33,27 +31,11 @@ struct HostAdapter final : Host {
 	}
 	int xcap_get(const std::string &path, std::string &body) override
 	{
-		if (!h.xcap_get) return -1;
-		return h.xcap_get(to_imps_str(path), [](void *ctx, imps_str_t b, imps_str_t, imps_str_t) {
-			try {
-				*static_cast<std::string *>(ctx) = to_string(b);
-			} catch (...) {
-			}
-		}, &body);
+		return imps::xcap_get_via(h.xcap_get, path, body, nullptr);
 	}
 	bool xcap_list(const std::string &auid, std::vector<std::pair<std::string, std::string>> &out) override
 	{
-		if (!h.xcap_list) return false;
-		return h.xcap_list(to_imps_str(auid), to_imps_str(std::string()),
-					   [](void *ctx, imps_str_t path, imps_str_t etag, long long, long long) {
-						   try {
-							   static_cast<std::vector<std::pair<std::string, std::string>> *>(ctx)->emplace_back(
-									   to_string(path), to_string(etag));
-						   } catch (...) {
-						   }
-					   },
-					   &out)
-				== 0;
+		return imps::xcap_list_via(h.xcap_list, auid, "", out);
 	}
 	unsigned long xcap_generation() override { return h.xcap_generation ? h.xcap_generation() : 0; }
 	int watch(const std::string &presentity, const std::string &watcher, const std::string &key, int expires,

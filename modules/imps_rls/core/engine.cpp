@@ -4,6 +4,7 @@
 #include "rlmi.hpp"
 
 #include "imps/hash.hpp"
+#include "imps/clock.hpp"
 #include "imps/log.hpp"
 #include "imps/lua.hpp"
 #include "imps/redis.hpp"
@@ -48,11 +49,7 @@ void parse_state(const std::string &v, std::string &state, std::string &reason)
 	}
 }
 
-long long subs_now_ms()
-{
-	using namespace std::chrono;
-	return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+long long subs_now_ms() { return imps::wall_ms(); }
 
 std::string xui_of_path(const std::string &path)
 {
