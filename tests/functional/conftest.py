@@ -129,3 +129,76 @@ def colocated_ps(net):
     ps.stop()
     net.ps = orig
     orig.start()
+
+
+class PeerNet:
+    """The second operator's network (b.example: its own redis-server, presence server with
+    List and Policy and resource list server, HSP and edge) and both operators' edge proxies,
+    beside the session's a.example."""
+
+    def __init__(self, net):
+        w = net.workdir
+        self.a = net
+        self.plan = imps_net.net_plan("b")
+        self.domain = self.plan["domain"]
+        self.edge_addr = (self.plan["ip"], self.plan["edge_port"])
+        self.redis = imps_net.Redis(w, host=self.plan["redis_host"])
+        self.ps = imps_net.ps_xcap_b(w, PS_DEFINES)
+        self.hsp = imps_net.hsp_b(w, HSP_DEFINES)
+        self.edge = imps_net.edge_b(w)
+        self.oper_a = imps_net.oper(w, "a")
+        self.oper_b = imps_net.oper(w, "b")
+        self.servers = [self.redis, self.ps, self.hsp, self.edge, self.oper_a, self.oper_b]
+        self.uas = []
+
+    def start(self):
+        imps_net.make_presence_db(net="b")
+        imps_net.make_xcap_db(net="b", provision=False)
+        for s in self.servers:
+            s.start()
+
+    def stop(self):
+        for ua in self.uas:
+            ua.close()
+        for s in reversed(self.servers):
+            s.stop()
+
+    def ua(self, user):
+        ua = sipua.UA(user, self.domain, self.edge_addr, ip=self.plan["ip"])
+        self.uas.append(ua)
+        return ua
+
+    def phone(self, user, **kw):
+        p = sipua.Phone(user, self.domain, self.edge_addr, bind_ip=self.plan["ip"], **kw)
+        self.uas.append(p)
+        return p
+
+    def clean(self):
+        for ua in self.uas:
+            ua.close()
+        self.uas = []
+        for s in self.servers:
+            if s.proc is None or s.proc.poll() is not None:
+                s.start()
+        self.redis.flush()
+        for u in ("dave", "erin"):
+            self.hsp.rpc("ul.rm", "location", f"{u}@{self.domain}", check=False)
+
+
+@pytest.fixture(scope="module")
+def peer_net(net):
+    """For one test module: domain b.example and the operator edges of both networks."""
+    p = PeerNet(net)
+    try:
+        p.start()
+    except Exception:
+        p.stop()
+        raise
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def two_nets(clean_net, peer_net):
+    peer_net.clean()
+    yield clean_net, peer_net

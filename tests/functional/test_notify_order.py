@@ -81,7 +81,7 @@ class OrderedWatcher(sipua.UA):
 @pytest.fixture
 def ps_b(clean_net):
     """A second presence server node of a.example on the same Redis."""
-    node = imps_net.ps_node(clean_net.workdir, "ps-b", PS_B_PORT,
+    node = imps_net.ps_node(clean_net.workdir, "ps-n2", PS_B_PORT,
                             {"PS_MIN_EXPIRES": 2, "PS_NOTIFY_INTERVAL": 0, "PS_RULES_POLL": 0})
     node.start()
     yield node

@@ -693,21 +693,8 @@ def test_rules_changed_in_sql_reach_existing_watchers_by_the_poll(clean_net, ps2
 
 
 def variant_cfg(net, name, port, edits):
-    """presence.cfg for another node on the same Redis: its own port and instance name, the
-    includes made absolute, and the given text replacements."""
-    cfg_dir = imps_net.CFG_DIR
-    with open(os.path.join(cfg_dir, "presence.cfg")) as f:
-        text = f.read()
-    text = text.replace('import_file "network.cfg"', f'import_file "{cfg_dir}/network.cfg"')
-    text = text.replace('import_file "common.cfg"', f'import_file "{cfg_dir}/common.cfg"')
-    text = text.replace(":IMPS_PS_A_PORT", f":{port}").replace("!IMPS_INSTANCE!ps-a!", f"!IMPS_INSTANCE!{name}!")
-    for old, new in edits:
-        assert old in text, old
-        text = text.replace(old, new)
-    path = os.path.join(net.workdir, f"{name}.cfg")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    """presence.cfg for another node on the same Redis (imps_net.presence_variant_cfg)."""
+    return imps_net.presence_variant_cfg(net.workdir, name, port, edits)
 
 
 def test_rules_in_postgresql(clean_net):
@@ -731,7 +718,7 @@ def test_rules_in_postgresql(clean_net):
                                "('alice@a.example', 'bob@a.example', 'block')"], check=True)
         path = variant_cfg(net, "ps-pg", 5082, [
             ('loadmodule "db_sqlite.so"', 'loadmodule "db_postgres.so"'),
-            ('"sqlite://IMPS_RUN_DIR/IMPS_PS_A_DB_FILE"',
+            ('"sqlite://IMPS_RUN_DIR/IMPS_MY_PS_DB_FILE"',
              f'"postgres://kamailio:kamailio@127.0.0.1:{PG_PORT}/kamailio"')])
         k = imps_net.Kamailio("presence", "ps-pg", ("127.0.0.1", 5082), net.workdir,
                               {"PS_TRUST_LOOPBACK": None, "IMPS_PS_NO_AUTHZ": None,

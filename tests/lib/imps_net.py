@@ -35,6 +35,30 @@ def network_plan(path=os.path.join(CFG_DIR, "network.cfg")):
 PLAN = network_plan()
 
 
+def net_plan(net="a"):
+    """One network's part of the plan (net "a": a.example, "b": b.example), by role."""
+    t = net.upper()
+    g = lambda k: PLAN[k.replace("#", t)]  # noqa: E731
+    return {
+        "tag": net, "domain": g("IMPS_DOMAIN_#"), "ip": g("IMPS_IP_#"),
+        "edge_port": int(g("IMPS_EDGE_#_PORT")), "hsp_port": int(g("IMPS_HSP_#_PORT")),
+        "ps_port": int(g("IMPS_PS_#_PORT")), "oper_port": int(g("IMPS_OPER_#_PORT")),
+        "oper_int_port": int(g("IMPS_OPER_#_INT_PORT")), "oper_mask_ip": g("IMPS_OPER_#_MASK_IP"),
+        "xcap_port": int(g("IMPS_XCAP_#_PORT")), "xcap_tls_port": int(g("IMPS_XCAP_#_TLS_PORT")),
+        "redis_host": PLAN["IMPS_REDIS_HOST"] if net == "a" else g("IMPS_REDIS_#_HOST"),
+        "ps_db": g("IMPS_PS_#_DB_FILE"), "ps_test_db": g("IMPS_PS_#_TEST_DB_FILE"),
+        "xcap_db": g("IMPS_XCAP_#_DB_FILE"), "xcap_test_db": g("IMPS_XCAP_#_TEST_DB_FILE"),
+    }
+
+
+def net_defines(net, defines=None):
+    """kamailio -A defines of a role script run for network net (WITH_NET_B for b.example)."""
+    d = dict(defines or {})
+    if net == "b":
+        d.setdefault("WITH_NET_B", None)
+    return d
+
+
 def wait_port(host, port, proto="udp", timeout=10.0):
     """Waits until something listens on host:port (tcp: accepts; udp: bound)."""
     deadline = time.time() + timeout
@@ -61,7 +85,7 @@ class Redis:
     def __init__(self, workdir, port=None, host=None):
         self.host = host or PLAN["IMPS_REDIS_HOST"]
         self.port = int(port or PLAN["IMPS_REDIS_PORT"])
-        self.dir = os.path.join(workdir, f"redis-{self.port}")
+        self.dir = os.path.join(workdir, f"redis-{self.host}-{self.port}")
         os.makedirs(self.dir, exist_ok=True)
         self.proc = None
 
@@ -215,22 +239,33 @@ class Kamailio:
             return f.read().decode(errors="replace")
 
 
-def edge_a(workdir, defines=None):
-    return Kamailio("edge", "edge-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_EDGE_A_PORT"])), workdir,
-                    defines)
+def edge_a(workdir, defines=None, net="a"):
+    n = net_plan(net)
+    return Kamailio("edge", f"edge-{net}", (n["ip"], n["edge_port"]), workdir,
+                    net_defines(net, defines))
 
 
-def hsp_a(workdir, defines=None):
-    return Kamailio("hsp", "hsp-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_HSP_A_PORT"])), workdir,
-                    defines)
+def hsp_a(workdir, defines=None, net="a"):
+    n = net_plan(net)
+    return Kamailio("hsp", f"hsp-{net}", (n["ip"], n["hsp_port"]), workdir,
+                    net_defines(net, defines))
+
+
+def edge_b(workdir, defines=None):
+    return edge_a(workdir, defines, net="b")
+
+
+def hsp_b(workdir, defines=None):
+    return hsp_a(workdir, defines, net="b")
 
 
 SQL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sql")
 
 
-def presence_db_path(demo=False):
+def presence_db_path(demo=False, net="a"):
     """The presence server's rules file: the demo's (make run) or the tests' own."""
-    return os.path.join(PLAN["IMPS_RUN_DIR"], PLAN["IMPS_PS_A_DB_FILE" if demo else "IMPS_PS_A_TEST_DB_FILE"])
+    n = net_plan(net)
+    return os.path.join(PLAN["IMPS_RUN_DIR"], n["ps_db"] if demo else n["ps_test_db"])
 
 
 def _make_db(path, scripts):
@@ -248,10 +283,11 @@ def _make_db(path, scripts):
     return path
 
 
-def make_presence_db(path=None, demo_rules=True, demo=False):
+def make_presence_db(path=None, demo_rules=True, demo=False, net="a"):
     """A fresh rules database for the presence server, made from sql/ (as make run does)."""
-    return _make_db(path or presence_db_path(demo),
-                    ["imps_presence-create.sql"] + (["imps_presence-demo.sql"] if demo_rules else []))
+    demo_sql = "imps_presence-demo.sql" if net == "a" else f"imps_presence-demo-{net}.sql"
+    return _make_db(path or presence_db_path(demo, net),
+                    ["imps_presence-create.sql"] + ([demo_sql] if demo_rules else []))
 
 
 def presence_rules(rows, path=None):
@@ -264,34 +300,43 @@ def presence_rules(rows, path=None):
     db.close()
 
 
-def ps_a(workdir, defines=None, demo=False):
+def ps_a(workdir, defines=None, demo=False, net="a"):
     """The presence server; outside the demo it reads the tests' rules file (PS_TEST_DB)."""
-    d = dict(defines or {})
+    d = net_defines(net, defines)
     if not demo:
         d.setdefault("PS_TEST_DB", None)
-    return Kamailio("presence", "ps-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_PS_A_PORT"])), workdir, d)
+    n = net_plan(net)
+    return Kamailio("presence", f"ps-{net}", (n["ip"], n["ps_port"]), workdir, d)
 
 
 TEST_MODULES = os.path.join(os.path.dirname(BUILD_MODULES), "test-modules")
 
 
-def ps_node(workdir, name, port, defines=None, load=()):
-    """Another presence server node of a.example (sharing Redis and the rules file), on its
-    own port: presence.cfg with its listen lines and instance name changed, written to
-    workdir. It trusts every sender on the loopback address and asks no HAAA, so tests send
-    it requests directly."""
+def presence_variant_cfg(workdir, name, port, edits=(), load=()):
+    """presence.cfg for another node of a.example (sharing Redis and the rules file) on its own
+    port with its own instance name, written to workdir: the includes made absolute, more
+    modules loaded after imps_presence (load: test-only consumers of its API), and the given
+    (old, new) text replacements."""
     with open(os.path.join(CFG_DIR, "presence.cfg")) as f:
         text = f.read()
     text = re.sub(r'import_file "([^"/]+)"', lambda m: f'import_file "{os.path.join(CFG_DIR, m.group(1))}"', text)
-    text = text.replace('#!substdef "!IMPS_INSTANCE!ps-a!g"', f'#!substdef "!IMPS_INSTANCE!{name}!g"')
-    text = text.replace("listen=udp:IMPS_IP_A:IMPS_PS_A_PORT", f"listen=udp:IMPS_IP_A:{port}")
-    text = text.replace("listen=tcp:IMPS_IP_A:IMPS_PS_A_PORT", f"listen=tcp:IMPS_IP_A:{port}")
-    for m in load:  # more modules, after imps_presence (test-only consumers of its API)
+    for old, new in [('#!substdef "!IMPS_INSTANCE!ps-IMPS_NET_TAG!g"', f'#!substdef "!IMPS_INSTANCE!{name}!g"'),
+                     (":IMPS_MY_PS_PORT\n", f":{port}\n")] + list(edits):
+        assert old in text, old
+        text = text.replace(old, new)
+    for m in load:
         text = text.replace('loadmodule "imps_presence.so"\n',
                             f'loadmodule "imps_presence.so"\nloadmodule "{m}"\n')
     cfg = os.path.join(workdir, f"{name}.cfg")
     with open(cfg, "w") as f:
         f.write(text)
+    return cfg
+
+
+def ps_node(workdir, name, port, defines=None, load=()):
+    """Another presence server node of a.example (presence_variant_cfg) that trusts every
+    sender on the loopback address and asks no HAAA, so tests send it requests directly."""
+    cfg = presence_variant_cfg(workdir, name, port, load=load)
     d = dict(defines or {})
     d.setdefault("PS_TEST_DB", None)
     d.setdefault("PS_TRUST_LOOPBACK", None)
@@ -307,16 +352,17 @@ def remove_workdir(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def xcap_db_path(demo=False):
-    name = PLAN["IMPS_XCAP_A_DB_FILE" if demo else "IMPS_XCAP_A_TEST_DB_FILE"]
-    return os.path.join(PLAN["IMPS_RUN_DIR"], name)
+def xcap_db_path(demo=False, net="a"):
+    n = net_plan(net)
+    return os.path.join(PLAN["IMPS_RUN_DIR"], n["xcap_db"] if demo else n["xcap_test_db"])
 
 
-def make_xcap_db(path=None, demo=False, provision=True):
+def make_xcap_db(path=None, demo=False, provision=True, net="a"):
     """A fresh XCAP document database made from sql/ (as make run does); provision: the demo
-    users' documents of sql/imps_xcap-demo.sql (alice's buddy list with bob and carol)."""
-    return _make_db(path or xcap_db_path(demo),
-                    ["imps_xcap-create.sql"] + (["imps_xcap-demo.sql"] if provision else []))
+    users' documents of sql/imps_xcap-demo.sql (alice's buddy list with bob and carol; b.example
+    has none)."""
+    return _make_db(path or xcap_db_path(demo, net),
+                    ["imps_xcap-create.sql"] + (["imps_xcap-demo.sql"] if provision and net == "a" else []))
 
 
 def make_test_pki(directory, host=None, reuse=False, days=30):
@@ -329,51 +375,29 @@ def make_test_pki(directory, host=None, reuse=False, days=30):
     ca, ca_key = os.path.join(directory, "ca.pem"), os.path.join(directory, "ca-key.pem")
     cert, key = os.path.join(directory, "server-cert.pem"), os.path.join(directory, "server-key.pem")
 
-    def openssl(*args):
-        out = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
-        if out.returncode != 0:
-            raise RuntimeError(f"openssl {' '.join(args)}: {out.stderr}")
-        return out.stdout
-
     if reuse and all(os.path.exists(f) for f in (ca, ca_key, cert, key)):
         try:
-            openssl("verify", "-CAfile", ca, cert)
-            openssl("x509", "-in", cert, "-noout", "-checkend", "86400")
-            if f"IP Address:{host}" in openssl("x509", "-in", cert, "-noout", "-ext", "subjectAltName"):
+            _openssl("verify", "-CAfile", ca, cert)
+            _openssl("x509", "-in", cert, "-noout", "-checkend", "86400")
+            if f"IP Address:{host}" in _openssl("x509", "-in", cert, "-noout", "-ext", "subjectAltName"):
                 return ca
         except RuntimeError:
             pass
     os.makedirs(directory, exist_ok=True)  # the keys are 0600, the CA readable
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", str(days), "-sha256",
-            "-subj", "/O=IMPS test/CN=IMPS throwaway test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    csr, ext = os.path.join(directory, "server.csr"), os.path.join(directory, "server.ext")
-    openssl("req", "-new", *ec, "-keyout", key, "-out", csr, "-subj", f"/O=IMPS test/CN={host}")
-    with open(ext, "w") as f:
-        f.write(f"subjectAltName=IP:{host}\nbasicConstraints=critical,CA:FALSE\n"
-                "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-            "-out", cert, "-days", str(days), "-sha256", "-extfile", ext)
-    for f in (csr, ext, os.path.join(directory, "ca.srl")):
-        if os.path.exists(f):
-            os.unlink(f)
-    for f in (ca_key, key):
-        os.chmod(f, 0o600)
+    make_ca(ca, ca_key, "IMPS throwaway test CA", days)
+    make_cert(directory, "server", ca, ca_key, host, f"IP:{host}", days)
     return ca
 
 
-def xcap_tls_cfg_path():
-    """The tls module's config file cfg/xcap.cfg names (modparam tls config, with WITH_TLS)."""
-    return os.path.join(PLAN["IMPS_RUN_DIR"], "xcap-tls.cfg")
+def tls_cfg_path(instance):
+    """The tls module's config file an instance's role script names (IMPS_INSTANCE-tls.cfg)."""
+    return os.path.join(PLAN["IMPS_RUN_DIR"], f"{instance}-tls.cfg")
 
 
-def write_xcap_tls_cfg(pki_dir, path=None):
+def write_xcap_tls_cfg(pki_dir, path):
     """The tls module's config file for the XCAP server: the server certificate of pki_dir
     (make_test_pki), TLSv1.2 or newer, no client certificates (users authenticate with
     Digest)."""
-    path = path or xcap_tls_cfg_path()
     cert = os.path.join(os.path.abspath(pki_dir), "server-cert.pem")
     key = os.path.join(os.path.abspath(pki_dir), "server-key.pem")
     ca = os.path.join(os.path.abspath(pki_dir), "ca.pem")
@@ -407,42 +431,155 @@ class XcapServer(Kamailio):
 
     def start(self, timeout=15.0):
         if self.tls:
-            write_xcap_tls_cfg(self.pki_dir)
+            write_xcap_tls_cfg(self.pki_dir, tls_cfg_path(self.instance))
         return super().start(timeout)
 
 
-def xcap_a(workdir, defines=None, demo=False, tls=False, pki_dir=None):
+def xcap_a(workdir, defines=None, demo=False, tls=False, pki_dir=None, net="a"):
     """The List and Policy Server (XCAP over HTTP); outside the demo it uses the tests' database
     file (XCAP_TEST_DB). tls: HTTPS too (WITH_TLS, on IMPS_XCAP_A_TLS_PORT), with a throwaway
     CA and server certificate made in pki_dir (default: workdir/xcap-pki; kept there when
     still valid); the server's cafile attribute names the CA a client must trust."""
-    d = dict(defines or {})
+    d = net_defines(net, defines)
     if not demo:
         d.setdefault("XCAP_TEST_DB", None)
-    k = XcapServer("xcap", "xcap-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_XCAP_A_PORT"])), workdir, d)
-    return _xcap_setup(k, workdir, tls, pki_dir)
+    n = net_plan(net)
+    k = XcapServer("xcap", f"xcap-{net}", (n["ip"], n["xcap_port"]), workdir, d)
+    return _xcap_setup(k, workdir, tls, pki_dir, net)
 
 
-def _xcap_setup(k, workdir, tls, pki_dir):
+def _xcap_setup(k, workdir, tls, pki_dir, net="a"):
     """What an XCAP-serving instance needs: pkg memory, and with tls HTTPS with a PKI."""
     k.pkg_mb = 64  # a 1 MiB document is copied a few times while a request is handled
     if tls:
         k.defines.setdefault("WITH_TLS", None)
         k.tls = True
-        k.tls_port = int(PLAN["IMPS_XCAP_A_TLS_PORT"])
-        k.pki_dir = pki_dir or os.path.join(workdir, "xcap-pki")
-        k.cafile = make_test_pki(k.pki_dir, reuse=True)
+        n = net_plan(net)
+        k.tls_port = n["xcap_tls_port"]
+        k.pki_dir = pki_dir or os.path.join(workdir, "xcap-pki" if net == "a" else f"xcap-pki-{net}")
+        k.cafile = make_test_pki(k.pki_dir, host=n["ip"], reuse=True)
     return k
 
 
-def ps_xcap_a(workdir, defines=None, demo=False, tls=False, pki_dir=None):
+def ps_xcap_a(workdir, defines=None, demo=False, tls=False, pki_dir=None, net="a"):
     """The presence server as the List and Policy Server too (presence.cfg -A WITH_XCAP):
     imps_xcap in the same Kamailio on the XCAP ports, pres-rules read in process, xcap-diff.
     Outside the demo it uses the tests' rules and documents files; tls as for xcap_a()."""
-    d = dict(defines or {})
+    d = net_defines(net, defines)
     d.setdefault("WITH_XCAP", None)
     if not demo:
         d.setdefault("PS_TEST_DB", None)
         d.setdefault("XCAP_TEST_DB", None)
-    k = XcapServer("presence", "ps-a", (PLAN["IMPS_IP_A"], int(PLAN["IMPS_PS_A_PORT"])), workdir, d)
-    return _xcap_setup(k, workdir, tls, pki_dir)
+    n = net_plan(net)
+    k = XcapServer("presence", f"ps-{net}", (n["ip"], n["ps_port"]), workdir, d)
+    return _xcap_setup(k, workdir, tls, pki_dir, net)
+
+
+def ps_xcap_b(workdir, defines=None, demo=False, tls=False, pki_dir=None):
+    return ps_xcap_a(workdir, defines, demo, tls, pki_dir, net="b")
+
+
+def make_oper_pki(directory, reuse=False, days=30):
+    """The operators' throwaway CA and one certificate per operator edge (CN and
+    subjectAltName DNS: its domain, IP: its address; server and client use), made with openssl
+    in directory (never committed): ca.pem, ca-key.pem, oper-<net>-cert.pem, oper-<net>-key.pem.
+    reuse: keep the files while they verify for another day. Returns the CA's path."""
+    ca, ca_key = os.path.join(directory, "ca.pem"), os.path.join(directory, "ca-key.pem")
+    nets = [net_plan(t) for t in ("a", "b")]
+    files = [ca, ca_key] + [os.path.join(directory, f"oper-{n['tag']}-{x}.pem")
+                            for n in nets for x in ("cert", "key")]
+    if reuse and all(os.path.exists(f) for f in files):
+        try:
+            for n in nets:
+                cert = os.path.join(directory, f"oper-{n['tag']}-cert.pem")
+                _openssl("verify", "-CAfile", ca, cert)
+                _openssl("x509", "-in", cert, "-noout", "-checkend", "86400")
+            return ca
+        except RuntimeError:
+            pass
+    os.makedirs(directory, exist_ok=True)
+    make_ca(ca, ca_key, "IMPS throwaway operators' CA", days)
+    for n in nets:
+        make_cert(directory, f"oper-{n['tag']}", ca, ca_key, n["domain"],
+                  f"DNS:{n['domain']},IP:{n['ip']}", days)
+    return ca
+
+
+def _openssl(*args):
+    out = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)}: {out.stderr}")
+    return out.stdout
+
+
+EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+
+def make_ca(ca, ca_key, name, days=30):
+    """A self-signed CA certificate and key (the key 0600)."""
+    _openssl("req", "-x509", *EC_KEY, "-keyout", ca_key, "-out", ca, "-days", str(days),
+             "-sha256", "-subj", f"/O=IMPS test/CN={name}",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    os.chmod(ca_key, 0o600)
+    return ca
+
+
+def make_cert(directory, name, ca, ca_key, cn, san, days=30):
+    """directory/<name>-cert.pem and -key.pem: a certificate for cn (subjectAltName san, e.g.
+    "DNS:b.example,IP:127.0.0.2") signed by ca, for TLS servers and clients."""
+    cert, key = os.path.join(directory, f"{name}-cert.pem"), os.path.join(directory, f"{name}-key.pem")
+    csr, ext = os.path.join(directory, f"{name}.csr"), os.path.join(directory, f"{name}.ext")
+    _openssl("req", "-new", *EC_KEY, "-keyout", key, "-out", csr, "-subj", f"/O=IMPS test/CN={cn}")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n")
+    _openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+             "-out", cert, "-days", str(days), "-sha256", "-extfile", ext)
+    for f in (csr, ext, os.path.splitext(ca)[0] + ".srl"):
+        if os.path.exists(f):
+            os.unlink(f)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+def write_oper_tls_cfg(pki_dir, net, path):
+    """The tls module's config file of an operator edge (operator.cfg): its certificate from
+    pki_dir (make_oper_pki), TLSv1.2 or newer, and on both sides (it accepts peers' connections
+    and opens its own) a certificate of the operators' CA required and verified."""
+    d = os.path.abspath(pki_dir)
+    cert, key, ca = (os.path.join(d, f"oper-{net}-cert.pem"), os.path.join(d, f"oper-{net}-key.pem"),
+                     os.path.join(d, "ca.pem"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    prof = f"""method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+certificate = {cert}
+private_key = {key}
+ca_list = {ca}
+"""
+    with open(path, "w") as f:
+        f.write(f"# written by tests/lib/imps_net.py (write_oper_tls_cfg) for cfg/operator.cfg\n"
+                f"[server:default]\n{prof}\n[client:default]\n{prof}")
+    return path
+
+
+class OperatorEdge(Kamailio):
+    """An operator edge proxy; every start (re)writes its tls config for its PKI first."""
+
+    def start(self, timeout=15.0):
+        write_oper_tls_cfg(self.pki_dir, self.net, tls_cfg_path(self.instance))
+        return super().start(timeout)
+
+
+def oper(workdir, net="a", defines=None, pki_dir=None):
+    """The operator edge proxy of network net (cfg/operator.cfg), with the operators' PKI in
+    pki_dir (default workdir/oper-pki, shared by both networks' edges; kept while valid)."""
+    n = net_plan(net)
+    k = OperatorEdge("operator", f"oper-{net}", (n["ip"], n["oper_int_port"]), workdir,
+                     net_defines(net, defines))
+    k.net = net
+    k.pki_dir = pki_dir or os.path.join(workdir, "oper-pki")
+    k.cafile = make_oper_pki(k.pki_dir, reuse=True)
+    return k

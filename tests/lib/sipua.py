@@ -408,10 +408,11 @@ class Phone:
     unless `answer` says otherwise. Every request it receives is kept for the test.
 
     contact_host/contact_port: what the device writes in Via and Contact (a private address
-    behind NAT, say); it still sends from and listens on its own socket."""
+    behind NAT, say); it still sends from and listens on its own socket (on bind_ip)."""
 
     def __init__(self, user, domain, proxy, transport="udp", instance=None, q=None,
-                 contact_host=None, contact_port=None, password=None, auth_header=None):
+                 contact_host=None, contact_port=None, password=None, auth_header=None,
+                 bind_ip="127.0.0.1"):
         self.user, self.domain, self.proxy = user, domain, proxy
         self.transport = transport
         self.password = password or f"{user}-secret"
@@ -422,11 +423,11 @@ class Phone:
         self.answer = {"INVITE": 200}
         self.running = True
         if transport == "tcp":
-            self.sock = socket.create_connection(proxy, timeout=5)
+            self.sock = socket.create_connection(proxy, timeout=5, source_address=(bind_ip, 0))
             self.sock.settimeout(None)
         else:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.1", 0))
+            self.sock.bind((bind_ip, 0))
         self.ip, self.port = self.sock.getsockname()
         self.contact_host = contact_host or self.ip
         self.contact_port = contact_port or self.port
