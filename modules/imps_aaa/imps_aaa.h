@@ -38,6 +38,7 @@
 #include "modules/tm/tm_load.h"
 
 #include "common/shim/imps_log.h"
+#include "common/shim/imps_proc.h"
 #include "common/shim/imps_sip.h"
 #include "common/shim/imps_notify.h"
 #include "imps_aaa/imps_aaa_capi.h"

@@ -225,22 +225,11 @@ static void probe_timer(unsigned int ticks, void *param)
 	imps_aaa_probe();
 }
 
-static int child_init(int rank)
+static int open_core(void)
 {
 	imps_aaa_config_t cfg;
 	imps_aaa_host_t host;
 
-	if(rank == PROC_MAIN) {
-		if(fork_basic_utimer(PROC_TIMER, "imps_aaa RADIUS prober", 1, probe_timer, NULL,
-				   probe_interval)
-				< 0) {
-			LM_ERR("cannot start the RADIUS prober process\n");
-			return -1;
-		}
-		return 0;
-	}
-	if(rank == PROC_INIT || rank == PROC_TCP_MAIN)
-		return 0;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.auth_servers = auth_servers;
 	cfg.acct_servers = (acct_servers && *acct_servers) ? acct_servers : "";
@@ -262,11 +251,13 @@ static int child_init(int rank)
 	cfg.background_probe = 1;
 	host.log = imps_log_sink;
 	host.stat = stat_cb;
-	if(imps_aaa_open(&cfg, &host) < 0) {
-		LM_ERR("cannot initialize imps_aaa in process rank %d\n", rank);
-		return -1;
-	}
-	return 0;
+	return imps_aaa_open(&cfg, &host);
+}
+
+static int child_init(int rank)
+{
+	return imps_child_init(rank, "imps_aaa", "imps_aaa RADIUS prober", probe_timer,
+			probe_interval, open_core);
 }
 
 static void mod_destroy(void)

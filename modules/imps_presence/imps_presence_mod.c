@@ -347,28 +347,21 @@ static int mod_init(void)
 	return 0;
 }
 
-static int child_init(int rank)
+/* a SIP process: its connection to the rules database, then the core */
+static int open_process(void)
 {
-	if(rank == PROC_INIT || rank == PROC_TCP_MAIN)
-		return 0;
-	if(rank == PROC_MAIN) {
-		if(fork_basic_utimer(PROC_TIMER, "IMPS PRESENCE TIMER", 1, presence_timer, NULL, 10 * 1000)
-				< 0) {
-			LM_ERR("cannot start the presence timer process\n");
-			return -1;
-		}
-		return 0;
-	}
 	dbh = dbf.init(&db_url);
 	if(dbh == NULL) {
-		LM_ERR("cannot connect to %.*s in process rank %d\n", db_url.len, db_url.s, rank);
+		LM_ERR("cannot connect to %.*s\n", db_url.len, db_url.s);
 		return -1;
 	}
-	if(open_core() < 0) {
-		LM_ERR("cannot initialize imps_presence in process rank %d\n", rank);
-		return -1;
-	}
-	return 0;
+	return open_core();
+}
+
+static int child_init(int rank)
+{
+	return imps_child_init(rank, "imps_presence", "IMPS PRESENCE TIMER", presence_timer,
+			10 * 1000, open_process);
 }
 
 static void mod_destroy(void)

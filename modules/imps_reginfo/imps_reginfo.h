@@ -14,6 +14,7 @@
 #include "modules/usrloc/usrloc.h"
 
 #include "common/shim/imps_log.h"
+#include "common/shim/imps_proc.h"
 #include "common/shim/imps_notify.h"
 #include "imps_reginfo/imps_reginfo_capi.h"
 

@@ -298,24 +298,10 @@ static int mod_init(void)
 
 static int child_init(int rank)
 {
-	/* the main process handles no SIP; processes forked later without child_init would
-	 * inherit its connection */
-	if(rank == PROC_INIT || rank == PROC_TCP_MAIN)
-		return 0;
-	if(rank == PROC_MAIN) {
-		/* the store work no SIP worker and no shared timer may do: 20 ms ticks */
-		if(fork_basic_utimer(PROC_TIMER, "IMPS REGINFO TIMER", 1, reginfo_timer, NULL, 20 * 1000)
-				< 0) {
-			LM_ERR("cannot start the imps_reginfo timer process\n");
-			return -1;
-		}
-		return 0;
-	}
-	if(open_core() < 0) {
-		LM_ERR("cannot initialize imps_reginfo in process rank %d\n", rank);
-		return -1;
-	}
-	return 0;
+	/* the timer process does the store work no SIP worker and no shared timer may do: 20 ms
+	 * ticks */
+	return imps_child_init(
+			rank, "imps_reginfo", "IMPS REGINFO TIMER", reginfo_timer, 20 * 1000, open_core);
 }
 
 static void mod_destroy(void)

@@ -13,6 +13,7 @@
 #include "modules/sl/sl.h"
 
 #include "common/shim/imps_log.h"
+#include "common/shim/imps_proc.h"
 #include "common/shim/imps_notify.h"
 #include "imps_presence/imps_presence_api.h"
 #include "imps_xcap/imps_xcap_api.h"

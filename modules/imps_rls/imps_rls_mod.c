@@ -294,20 +294,7 @@ static int mod_init(void)
 
 static int child_init(int rank)
 {
-	if(rank == PROC_INIT || rank == PROC_TCP_MAIN)
-		return 0;
-	if(rank == PROC_MAIN) {
-		if(fork_basic_utimer(PROC_TIMER, "IMPS RLS TIMER", 1, rls_timer, NULL, 10 * 1000) < 0) {
-			LM_ERR("cannot start the resource list server's timer process\n");
-			return -1;
-		}
-		return 0;
-	}
-	if(open_core() < 0) {
-		LM_ERR("cannot initialize imps_rls in process rank %d\n", rank);
-		return -1;
-	}
-	return 0;
+	return imps_child_init(rank, "imps_rls", "IMPS RLS TIMER", rls_timer, 10 * 1000, open_core);
 }
 
 static void mod_destroy(void)

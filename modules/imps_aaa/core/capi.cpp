@@ -23,18 +23,8 @@ struct Process {
 };
 Process *g_proc = nullptr;
 
-void copy(char *dst, size_t cap, const char *src, size_t len) noexcept
-{
-	if (!dst || cap == 0) return;
-	size_t n = std::min(cap - 1, len);
-	std::memcpy(dst, src, n);
-	dst[n] = '\0';
-}
 
-void copy(char *dst, size_t cap, const std::string &src) noexcept { copy(dst, cap, src.data(), src.size()); }
 
-// for e.what() in catch handlers: nothing allocates
-void copy(char *dst, size_t cap, const char *src) noexcept { copy(dst, cap, src, std::strlen(src)); }
 
 // "ip:port:secret;ip:port:secret" (IPv6 in brackets: "[::1]:1812:secret")
 std::vector<ServerConfig> parse_servers(const char *spec)
@@ -147,13 +137,13 @@ int imps_aaa_authenticate(const imps_aaa_digest_t *d, char *error, size_t error_
 		dg.response = to_string(d->response);
 		std::string err;
 		int r = static_cast<int>(g_proc->aaa->authenticate(dg, &err));
-		copy(error, error_len, err);
+		imps::copy_out(error, error_len, err);
 		return r;
 	} catch (const std::length_error &e) {
-		copy(error, error_len, e.what());
+		imps::copy_out(error, error_len, e.what());
 		return -6;
 	} catch (const std::exception &e) {
-		copy(error, error_len, e.what());
+		imps::copy_out(error, error_len, e.what());
 	} catch (...) {
 	}
 	return -5;
@@ -172,9 +162,9 @@ static void fill_decision(const Decision &d, imps_aaa_decision_t *out) noexcept
 	out->result = static_cast<int>(d.kind);
 	out->from_cache = d.from_cache ? 1 : 0;
 	out->max_expires = d.max_expires;
-	copy(out->klass, sizeof(out->klass), d.klass);
-	copy(out->reply_message, sizeof(out->reply_message), d.reply_message);
-	copy(out->error, sizeof(out->error), d.error);
+	imps::copy_out(out->klass, sizeof(out->klass), d.klass);
+	imps::copy_out(out->reply_message, sizeof(out->reply_message), d.reply_message);
+	imps::copy_out(out->error, sizeof(out->error), d.error);
 }
 
 int imps_aaa_authorize(imps_str_t identity, imps_str_t service, int use_cache,
@@ -186,7 +176,7 @@ int imps_aaa_authorize(imps_str_t identity, imps_str_t service, int use_cache,
 		fill_decision(g_proc->aaa->authorize(to_string(identity), to_string(service), use_cache != 0), out);
 		return out->result;
 	} catch (const std::exception &e) {
-		copy(out->error, sizeof(out->error), e.what());
+		imps::copy_out(out->error, sizeof(out->error), e.what());
 	} catch (...) {
 	}
 	return -2;
@@ -234,10 +224,10 @@ int imps_aaa_account(imps_str_t user, imps_str_t session, int status, char *erro
 		if (!g_proc) return -1;
 		std::string err;
 		bool ok = g_proc->aaa->account(to_string(user), to_string(session), static_cast<uint32_t>(status), &err);
-		copy(error, error_len, err);
+		imps::copy_out(error, error_len, err);
 		return ok ? 1 : -1;
 	} catch (const std::exception &e) {
-		copy(error, error_len, e.what());
+		imps::copy_out(error, error_len, e.what());
 	} catch (...) {
 	}
 	return -1;

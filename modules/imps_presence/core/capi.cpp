@@ -98,18 +98,12 @@ struct Process {
 };
 Process *g_proc = nullptr;
 
-void copy(char *dst, size_t cap, std::string_view src) noexcept
-{
-	size_t n = std::min(cap - 1, src.size());
-	std::memcpy(dst, src.data(), n);
-	dst[n] = '\0';
-}
 
 void set_reply(imps_presence_reply_t *rep, int code, std::string_view reason, std::string_view hdrs) noexcept
 {
 	rep->code = code;
-	copy(rep->reason, sizeof(rep->reason), reason);
-	copy(rep->headers, sizeof(rep->headers), hdrs);
+	imps::copy_out(rep->reason, sizeof(rep->reason), reason);
+	imps::copy_out(rep->headers, sizeof(rep->headers), hdrs);
 }
 
 void to_reply(const Response &r, imps_presence_reply_t *rep)
@@ -255,14 +249,7 @@ int imps_presence_subscribe(const imps_presence_subscribe_t *r, imps_presence_re
 {
 	return answer("SUBSCRIBE", rep, [r] {
 		SubscribeRequest req;
-		imps::subs::SubscribeCommon c = imps::subs::common_of(r->sub);
-		req.has_event = c.has_event;
-		req.event = c.event;
-		req.has_accept = c.has_accept;
-		req.accept = c.accept;
-		req.expires = c.expires;
-		req.in_dialog = c.in_dialog;
-		req.dialog = c.dialog;
+		static_cast<imps::subs::SubscribeCommon &>(req) = imps::subs::common_of(r->sub);
 		req.presentity = to_string(r->presentity);
 		req.watcher = to_string(r->watcher);
 		req.display_name = to_string(r->display_name);
@@ -428,7 +415,7 @@ int imps_presence_watch(imps_str_t presentity, imps_str_t watcher, imps_str_t co
 		std::string id;
 		Response r = g_proc->engine->watch(to_string(presentity), to_string(watcher), to_string(consumer), to_string(key), expires,
 				ms / 1000, ms, id);
-		if (sid_size) copy(sid, sid_size, id);
+		if (sid_size) imps::copy_out(sid, sid_size, id);
 		return r;
 	});
 }

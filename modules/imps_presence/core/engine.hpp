@@ -111,19 +111,13 @@ struct PublishRequest {
 	long long now_ms = 0;
 };
 
-struct SubscribeRequest {
-	bool has_event = false;
-	std::string event;  // Event header value (package and parameters)
-	bool has_accept = false;
-	std::vector<std::string> accept;
-	int expires = -1;
+// What every package reads (Event, Accept, Expires, the dialog), then presence's own.
+struct SubscribeRequest : subs::SubscribeCommon {
 	std::string presentity;  // user@host of the Request-URI (initial SUBSCRIBE)
 	std::string watcher;     // canonical identity of the watcher
 	std::string display_name;
 	std::string content_type;  // of the body (lower case, no parameters); "" none
 	std::string body;
-	bool in_dialog = false;
-	subs::Dialog dialog;
 	long long now = 0;
 	long long now_ms = 0;
 };

@@ -104,12 +104,6 @@ void fail(const char *where, const std::exception &e) noexcept
 	IMPS_ERR("%s: %s", where, e.what());
 }
 
-void copy(char *dst, size_t cap, const char *src, size_t len) noexcept
-{
-	size_t n = std::min(cap - 1, len);
-	std::memcpy(dst, src, n);
-	dst[n] = '\0';
-}
 
 }  // namespace
 
@@ -174,21 +168,14 @@ int imps_reginfo_subscribe(const imps_reginfo_subscribe_t *r, imps_reginfo_reply
 {
 	auto set = [rep](int code, std::string_view reason, std::string_view hdrs) noexcept {
 		rep->code = code;
-		copy(rep->reason, sizeof(rep->reason), reason.data(), reason.size());
-		copy(rep->headers, sizeof(rep->headers), hdrs.data(), hdrs.size());
+		imps::copy_out(rep->reason, sizeof(rep->reason), reason);
+		imps::copy_out(rep->headers, sizeof(rep->headers), hdrs);
 	};
 	rep->notify = 0;
 	try {
 		if (!g_proc) throw std::runtime_error("module not initialized in this process");
 		SubscribeRequest req;
-		imps::subs::SubscribeCommon c = imps::subs::common_of(r->sub);
-		req.has_event = c.has_event;
-		req.event = c.event;
-		req.has_accept = c.has_accept;
-		req.accept = c.accept;
-		req.expires = c.expires;
-		req.in_dialog = c.in_dialog;
-		req.dialog = c.dialog;
+		static_cast<imps::subs::SubscribeCommon &>(req) = imps::subs::common_of(r->sub);
 		req.aor = to_string(r->aor);
 		req.watcher = to_string(r->watcher);
 		req.now = r->now;

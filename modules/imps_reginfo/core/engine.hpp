@@ -61,16 +61,10 @@ public:
 	virtual void stat(Stat which, long long delta) = 0;
 };
 
-struct SubscribeRequest {
-	bool has_event = false;
-	std::string event;  // Event header value (package and parameters)
-	bool has_accept = false;
-	std::vector<std::string> accept;  // media ranges of every Accept header
-	int expires = -1;                 // -1: no Expires header
+// What every package reads (Event, Accept, Expires -1 when absent, the dialog), then reg's.
+struct SubscribeRequest : subs::SubscribeCommon {
 	std::string aor;                  // AoR of the Request-URI (initial), "" : look it up
 	std::string watcher;              // canonical identity of the watcher
-	bool in_dialog = false;           // To tag present
-	subs::Dialog dialog;              // callid, tags, URIs, target, route set, socket, contact
 	long long now = 0;
 	long long now_ms = 0;             // 0: now * 1000
 };

@@ -60,12 +60,6 @@ struct Process {
 };
 Process *g = nullptr;
 
-void copy(char *dst, size_t cap, std::string_view src) noexcept
-{
-	size_t n = std::min(cap - 1, src.size());
-	std::memcpy(dst, src.data(), n);
-	dst[n] = '\0';
-}
 
 template <class F, class R>
 R guarded(const char *where, R fallback, F &&f) noexcept
@@ -132,20 +126,13 @@ int imps_rls_subscribe(const imps_rls_subscribe_t *r, imps_rls_reply_t *rep) noe
 {
 	auto fail = [rep](int code, const char *reason, const char *hdrs) {
 		rep->code = code;
-		copy(rep->reason, sizeof(rep->reason), reason);
-		copy(rep->headers, sizeof(rep->headers), hdrs);
+		imps::copy_out(rep->reason, sizeof(rep->reason), reason);
+		imps::copy_out(rep->headers, sizeof(rep->headers), hdrs);
 	};
 	try {
 		if (!g) throw std::runtime_error("module not initialized in this process");
 		SubscribeRequest req;
-		imps::subs::SubscribeCommon c = imps::subs::common_of(r->sub);
-		req.has_event = c.has_event;
-		req.event = c.event;
-		req.has_accept = c.has_accept;
-		req.accept = c.accept;
-		req.expires = c.expires;
-		req.in_dialog = c.in_dialog;
-		req.dialog = c.dialog;
+		static_cast<imps::subs::SubscribeCommon &>(req) = imps::subs::common_of(r->sub);
 		req.eventlist = r->eventlist != 0;
 		req.recipient_list = r->recipient_list != 0;
 		req.content_type = imps::lower(to_string(r->content_type));

@@ -64,12 +64,8 @@ public:
 	virtual int unwatch(const std::string &presentity, const std::string &id) = 0;
 };
 
-struct SubscribeRequest {
-	bool has_event = false;
-	std::string event;
-	bool has_accept = false;
-	std::vector<std::string> accept;
-	int expires = -1;
+// What every package reads (Event, Accept, Expires, the dialog), then the list server's own.
+struct SubscribeRequest : subs::SubscribeCommon {
 	bool eventlist = false;    // Supported: eventlist
 	bool recipient_list = false;  // Require: recipient-list-subscribe (RFC 5367)
 	std::string content_type, content_disposition, content_encoding;  // of the body, lower case
@@ -78,8 +74,6 @@ struct SubscribeRequest {
 	std::string service;       // the Request-URI ("sip:alice-list@a.example"), initial
 	std::string watcher;       // canonical identity of the subscriber
 	std::string display_name;
-	bool in_dialog = false;
-	subs::Dialog dialog;
 	long long now = 0, now_ms = 0;
 };
 

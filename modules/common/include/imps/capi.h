@@ -70,11 +70,21 @@ typedef struct imps_response {
 
 #ifdef __cplusplus
 }
+#include <cstring>
 #include <string>
 #include <string_view>
 namespace imps {
 inline std::string to_string(imps_str_t s) { return s.s ? std::string(s.s, s.len) : std::string(); }
 inline imps_str_t to_imps_str(const std::string &s) { return imps_str_t{s.data(), s.size()}; }
+// Copies src into a C buffer of cap bytes the shim owns: cut to fit, always terminated
+// (nothing at all without room). Allocates nothing: safe with e.what() in a catch handler.
+inline void copy_out(char *dst, size_t cap, std::string_view src) noexcept
+{
+	if (!dst || cap == 0) return;
+	size_t n = src.size() < cap - 1 ? src.size() : cap - 1;
+	std::memcpy(dst, src.data(), n);
+	dst[n] = '\0';
+}
 }  // namespace imps
 #endif
 
