@@ -256,8 +256,9 @@ static int open_core(void)
 
 static int child_init(int rank)
 {
+	/* probe_interval is in ms; the timer's interval in microseconds */
 	return imps_child_init(rank, "imps_aaa", "imps_aaa RADIUS prober", probe_timer,
-			probe_interval, open_core);
+			probe_interval * 1000, open_core);
 }
 
 static void mod_destroy(void)
