@@ -76,17 +76,8 @@ typedef struct imps_presence_host {
 	int (*deliver_local)(const imps_presence_local_t *n);
 	/* accounting Start (start = 1) or Stop of a subscription; may be NULL */
 	void (*account)(imps_str_t watcher, imps_str_t sid, int start);
-	/* the List and Policy Server in this Kamailio (bind_imps_xcap); NULL when not loaded:
-	 * a GET as a trusted reader (the status, -1 failure; sink on 200), the documents of an
-	 * owner, the shared count of stored changes */
-	int (*xcap_get)(imps_str_t path,
-			void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type),
-			void *ctx);
-	int (*xcap_list)(imps_str_t auid, imps_str_t xui,
-			void (*sink)(void *ctx, imps_str_t path, imps_str_t etag, long long modified,
-					long long size),
-			void *ctx);
-	unsigned long (*xcap_generation)(void);
+	/* the List and Policy Server in this Kamailio (bind_imps_xcap); all NULL when not loaded */
+	imps_xcap_reader_t xcap;
 } imps_presence_host_t;
 
 typedef struct imps_presence_config {

@@ -235,10 +235,7 @@ int open_core(void)
 	host.account = account_subscriptions ? account_cb : NULL;
 	host.deliver_local = deliver_local;
 	if(xcap_bound) {
-		/* imps_xcap's own functions: the host's signatures are those of bind_imps_xcap */
-		host.xcap_get = xcap_api.get;
-		host.xcap_list = xcap_api.list;
-		host.xcap_generation = xcap_api.generation;
+		host.xcap = imps_xcap_reader_of(&xcap_api);
 	}
 	return imps_presence_open(&cfg, &host);
 }

@@ -23,14 +23,8 @@ typedef struct imps_rls_host {
 	void (*log)(int level, const char *msg);
 	int (*send_request)(const imps_request_t *r);
 	void (*stat)(int which, long long delta);
-	int (*xcap_get)(imps_str_t path,
-			void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type),
-			void *ctx);
-	int (*xcap_list)(imps_str_t auid, imps_str_t xui,
-			void (*sink)(void *ctx, imps_str_t path, imps_str_t etag, long long modified,
-					long long size),
-			void *ctx);
-	unsigned long (*xcap_generation)(void);
+	/* the List and Policy Server in this Kamailio (bind_imps_xcap) */
+	imps_xcap_reader_t xcap;
 	/* imps_presence's watch: the status; the id into id */
 	int (*watch)(imps_str_t presentity, imps_str_t watcher, imps_str_t key, int expires,
 			char *id, int id_size);

@@ -216,9 +216,7 @@ int open_core(void)
 	host.log = imps_log_sink;
 	host.send_request = send_request;
 	host.stat = stat_cb;
-	host.xcap_get = xcap_api.get; /* the host's signatures are those of bind_imps_xcap */
-	host.xcap_list = xcap_api.list;
-	host.xcap_generation = xcap_api.generation;
+	host.xcap = imps_xcap_reader_of(&xcap_api);
 	host.watch = watch_cb;
 	host.unwatch = unwatch_cb;
 	return imps_rls_open(&cfg, &host);

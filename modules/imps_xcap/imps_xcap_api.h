@@ -42,4 +42,14 @@ typedef struct imps_xcap_api {
 
 typedef int (*bind_imps_xcap_f)(imps_xcap_api_t *api);
 
+/* What a bound module's core reads (imps/capi.h): the API's get, list and generation. */
+static inline imps_xcap_reader_t imps_xcap_reader_of(const imps_xcap_api_t *api)
+{
+	imps_xcap_reader_t r;
+	r.get = api->get;
+	r.list = api->list;
+	r.generation = api->generation;
+	return r;
+}
+
 #endif

@@ -77,14 +77,14 @@ struct HostAdapter final : Host {
 
 	int xcap_get(const std::string &path, std::string &body, std::string &etag) override
 	{
-		return imps::xcap_get_via(h.xcap_get, path, body, &etag);
+		return imps::xcap_get_via(h.xcap.get, path, body, &etag);
 	}
 	bool xcap_list(const std::string &auid, const std::string &xui,
 			std::vector<std::pair<std::string, std::string>> &out) override
 	{
-		return imps::xcap_list_via(h.xcap_list, auid, xui, out);
+		return imps::xcap_list_via(h.xcap.list, auid, xui, out);
 	}
-	unsigned long xcap_generation() override { return h.xcap_generation ? h.xcap_generation() : 0; }
+	unsigned long xcap_generation() override { return imps::xcap_generation_via(h.xcap); }
 };
 
 struct Process {

@@ -31,13 +31,13 @@ struct HostAdapter final : Host {
 	}
 	int xcap_get(const std::string &path, std::string &body) override
 	{
-		return imps::xcap_get_via(h.xcap_get, path, body, nullptr);
+		return imps::xcap_get_via(h.xcap.get, path, body, nullptr);
 	}
 	bool xcap_list(const std::string &auid, std::vector<std::pair<std::string, std::string>> &out) override
 	{
-		return imps::xcap_list_via(h.xcap_list, auid, "", out);
+		return imps::xcap_list_via(h.xcap.list, auid, "", out);
 	}
-	unsigned long xcap_generation() override { return h.xcap_generation ? h.xcap_generation() : 0; }
+	unsigned long xcap_generation() override { return imps::xcap_generation_via(h.xcap); }
 	int watch(const std::string &presentity, const std::string &watcher, const std::string &key, int expires,
 			std::string &id) override
 	{

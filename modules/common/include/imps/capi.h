@@ -59,6 +59,22 @@ typedef struct imps_request {
 	imps_str_t sid;
 } imps_request_t;
 
+/* What a core reads from the List and Policy Server in the same Kamailio, as bind_imps_xcap
+ * hands it over (imps_xcap_api.h, imps_xcap_reader_of): a GET as a trusted reader (the HTTP
+ * status, -1 when it cannot be made; sink on 200), the documents of a usage (auid "" every
+ * one) and owner (xui "" every one): 0, -1; the shared count of stored changes. All NULL
+ * when imps_xcap is not loaded. */
+typedef struct imps_xcap_reader {
+	int (*get)(imps_str_t path,
+			void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type),
+			void *ctx);
+	int (*list)(imps_str_t auid, imps_str_t xui,
+			void (*sink)(void *ctx, imps_str_t path, imps_str_t etag, long long modified,
+					long long size),
+			void *ctx);
+	unsigned long (*generation)(void);
+} imps_xcap_reader_t;
+
 /* The final response of an in-dialog request the module sent (what tm reported). */
 typedef struct imps_response {
 	imps_str_t resource;

@@ -1,5 +1,6 @@
 // The List and Policy Server's reads as a module's core makes them through the C function
-// pointers its shim hands over (bind_imps_xcap's get and list): the results as strings.
+// pointers its shim hands over (imps_xcap_reader_t: bind_imps_xcap's get, list and
+// generation): the results as strings.
 #pragma once
 
 #include "imps/capi.h"
@@ -10,11 +11,11 @@
 
 namespace imps {
 
-using XcapGetFn = int (*)(imps_str_t path,
-		void (*sink)(void *ctx, imps_str_t body, imps_str_t etag, imps_str_t content_type), void *ctx);
-using XcapListFn = int (*)(imps_str_t auid, imps_str_t xui,
-		void (*sink)(void *ctx, imps_str_t path, imps_str_t etag, long long modified, long long size),
-		void *ctx);
+using XcapGetFn = decltype(imps_xcap_reader_t::get);
+using XcapListFn = decltype(imps_xcap_reader_t::list);
+
+// The shared count of stored changes; 0 without a List and Policy Server.
+inline unsigned long xcap_generation_via(const imps_xcap_reader_t &r) { return r.generation ? r.generation() : 0; }
 
 // The HTTP status of a GET (path below the root, node selector allowed), -1 when it cannot be
 // made; body (and etag when given) set on 200.
