@@ -71,6 +71,12 @@ class Net:
         self.uas.append(ua)
         return ua
 
+    def phone(self, user, **kw):
+        """A user's device (sipua.Phone) at the edge, closed by clean()."""
+        p = sipua.Phone(user, self.domain, self.edge_addr, **kw)
+        self.uas.append(p)
+        return p
+
     def clean(self):
         """No subscriptions, no registrations: each test starts from an empty network."""
         for ua in self.uas:

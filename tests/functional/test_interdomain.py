@@ -28,15 +28,9 @@ B = imps_net.net_plan("b")
 PIDF = "application/pidf+xml"
 
 
-def phone_a(net, user):
-    p = sipua.Phone(user, A["domain"], net.edge_addr)
-    net.uas.append(p)
-    return p
-
-
 def test_message_and_options_between_the_networks(two_nets):
     net, peer = two_nets
-    alice, dave = phone_a(net, "alice"), peer.phone("dave")
+    alice, dave = net.phone("alice"), peer.phone("dave")
     assert alice.register().status == 200
     assert dave.register().status == 200
 
@@ -169,7 +163,7 @@ def message_to_alice(source_ip, src_port, pai=None, ruri="sip:alice@a.example"):
 
 def test_a_peer_needs_a_certificate_of_the_operators_ca_naming_its_network(two_nets, tmp_path):
     net, peer = two_nets
-    alice = phone_a(net, "alice")
+    alice = net.phone("alice")
     assert alice.register().status == 200
     d = pki(peer)
     ca = os.path.join(d, "ca.pem")
@@ -292,7 +286,7 @@ def test_the_peer_receives_no_internal_address_of_the_network(two_nets):
     the HSP, the presence server, the operator edge's internal side, nor the UE; and it
     presents a.example's certificate."""
     net, peer = two_nets
-    alice = phone_a(net, "alice")
+    alice = net.phone("alice")
     assert alice.register().status == 200
     peer.oper_b.stop()
     fake = FakePeer(pki(peer))

@@ -13,14 +13,8 @@ import sipua
 D = "a.example"
 
 
-def phone(net, user, **kw):
-    p = sipua.Phone(user, D, net.edge_addr, **kw)
-    net.uas.append(p)
-    return p
-
-
 def registered(net, user, **kw):
-    p = phone(net, user, **kw)
+    p = net.phone(user, **kw)
     r = p.register()
     assert r.status == 200, r.raw
     return p
@@ -34,7 +28,7 @@ def pai_user(req):
 def test_message_reaches_the_callee_with_the_asserted_identity(clean_net):
     net = clean_net
     bob = registered(net, "bob")
-    alice = phone(net, "alice")
+    alice = net.phone("alice")
     r = alice.message(f"sip:bob@{D}", "hello bob", extra=[f"P-Asserted-Identity: <sip:carol@{D}>"])
     assert r.status == 200, r.raw
     m = bob.wait_request("MESSAGE")
@@ -51,7 +45,7 @@ def test_message_with_authorization_header_is_accepted(clean_net):
     # some UAs answer a proxy's 407 on a MESSAGE with Authorization, not Proxy-Authorization
     net = clean_net
     bob = registered(net, "bob")
-    alice = phone(net, "alice", auth_header="Authorization")
+    alice = net.phone("alice", auth_header="Authorization")
     r = alice.message(f"sip:bob@{D}", "hi")
     assert r.status == 200, r.raw
     assert bob.wait_request("MESSAGE").body == b"hi"
@@ -60,17 +54,17 @@ def test_message_with_authorization_header_is_accepted(clean_net):
 def test_message_wrong_password_and_carol_entitled(clean_net):
     net = clean_net
     registered(net, "bob")
-    mallory = phone(net, "alice", password="wrong")
+    mallory = net.phone("alice", password="wrong")
     r = mallory.message(f"sip:bob@{D}", "x")
     assert r.status == 403 and r.reason == "Forbidden (authentication failed)"
-    r = phone(net, "carol").message(f"sip:bob@{D}", "from carol")
+    r = net.phone("carol").message(f"sip:bob@{D}", "from carol")
     assert r.status == 200, "carol is entitled to message"
 
 
 def test_options_reaches_the_callee(clean_net):
     net = clean_net
     bob = registered(net, "bob")
-    r = phone(net, "alice").request("OPTIONS", f"sip:bob@{D}")
+    r = net.phone("alice").request("OPTIONS", f"sip:bob@{D}")
     assert r.status == 200, r.raw
     m = bob.wait_request("OPTIONS")
     assert pai_user(m) == f"sip:alice@{D}"
@@ -78,7 +72,7 @@ def test_options_reaches_the_callee(clean_net):
 
 def test_no_binding_480_and_no_user_404(clean_net):
     net = clean_net
-    alice = phone(net, "alice")
+    alice = net.phone("alice")
     t0 = time.time()
     r = alice.message(f"sip:carol@{D}", "x")
     assert r.status == 480, r.raw
@@ -96,7 +90,7 @@ def test_no_binding_480_and_no_user_404(clean_net):
 def test_invite_dialog_through_edge_and_hsp(clean_net):
     net = clean_net
     bob = registered(net, "bob")
-    alice = phone(net, "alice")
+    alice = net.phone("alice")
     call = sipua.Call(alice, f"sip:bob@{D}")
     r = call.invite()
     assert r.status == 200, r.raw
@@ -135,7 +129,7 @@ def test_parallel_forking_to_every_contact(clean_net):
     d1 = registered(net, "bob", instance="urn:uuid:00000000-0000-0000-0000-0000000000b1")
     d2 = registered(net, "bob", instance="urn:uuid:00000000-0000-0000-0000-0000000000b2")
     d2.answer["MESSAGE"] = 486
-    alice = phone(net, "alice")
+    alice = net.phone("alice")
     r = alice.message(f"sip:bob@{D}", "to all")
     assert r.status == 200, r.raw
     assert d1.wait_request("MESSAGE").body == b"to all"
@@ -147,12 +141,12 @@ def test_higher_q_first_then_next(clean_net):
     hi = registered(net, "bob", q="1.0")
     lo = registered(net, "bob", q="0.5")
     hi.answer["MESSAGE"] = 480
-    r = phone(net, "alice").message(f"sip:bob@{D}", "q")
+    r = net.phone("alice").message(f"sip:bob@{D}", "q")
     assert r.status == 200, r.raw
     assert hi.wait_request("MESSAGE")
     assert lo.wait_request("MESSAGE")
     hi.answer["MESSAGE"] = 200
-    assert phone(net, "alice").message(f"sip:bob@{D}", "q2").status == 200
+    assert net.phone("alice").message(f"sip:bob@{D}", "q2").status == 200
     assert hi.wait_request("MESSAGE").body == b"q2"
     with pytest.raises(TimeoutError):
         lo.wait_request("MESSAGE", timeout=1.0)
@@ -165,7 +159,7 @@ def test_gruus_resolve_and_gone_or_invalid(clean_net):
     other = registered(net, "bob", instance="urn:uuid:00000000-0000-0000-0000-00000000b0b1")
     assert bob.pub_gruu == f"sip:bob@{D};gr={inst}", bob.pub_gruu
     assert bob.temp_gruu and bob.temp_gruu.endswith(";gr")
-    alice = phone(net, "alice")
+    alice = net.phone("alice")
     for gruu in (bob.pub_gruu, bob.temp_gruu):
         r = alice.message(gruu, "to this device")
         assert r.status == 200, r.raw
@@ -252,7 +246,7 @@ def test_tcp_ue_gets_everything_over_its_connection(clean_net):
     net = clean_net
     bob = registered(net, "bob", transport="tcp")
     # bob listens nowhere: what reaches him came over his own connection to the edge
-    r = phone(net, "alice").message(f"sip:bob@{D}", "over tcp")
+    r = net.phone("alice").message(f"sip:bob@{D}", "over tcp")
     assert r.status == 200, r.raw
     m = bob.wait_request("MESSAGE")
     assert m.body == b"over tcp" and vias(m)[0] == "SIP/2.0/TCP"
@@ -272,7 +266,7 @@ def test_ue_behind_nat_is_reached_at_its_received_address(clean_net):
     # the UE writes a private address in Via and Contact; it sends from 127.0.0.1:<port>
     net = clean_net
     bob = registered(net, "bob", contact_host="10.99.0.7", contact_port=5062)
-    r = phone(net, "alice").message(f"sip:bob@{D}", "behind nat")
+    r = net.phone("alice").message(f"sip:bob@{D}", "behind nat")
     assert r.status == 200, r.raw
     assert bob.wait_request("MESSAGE").body == b"behind nat"
     publish(net, "alice", note="nat watcher")
@@ -282,7 +276,7 @@ def test_ue_behind_nat_is_reached_at_its_received_address(clean_net):
     assert b"nat watcher" in n.body
     assert n.uri == bob.contact, "the alias parameter the edge added is gone again"
     # an INVITE dialog with a NATed callee: ACK and BYE reach it too
-    call = sipua.Call(phone(net, "alice"), f"sip:bob@{D}")
+    call = sipua.Call(net.phone("alice"), f"sip:bob@{D}")
     assert call.invite().status == 200
     assert bob.wait_request("ACK")
     assert call.bye().status == 200
@@ -312,7 +306,7 @@ def test_notify_over_the_udp_limit_goes_over_tcp(clean_net):
 def test_message_is_authorized_by_the_haaa_at_the_hsp(clean_net):
     net = clean_net
     registered(net, "bob")
-    assert phone(net, "alice").message(f"sip:bob@{D}", "authorized").status == 200
+    assert net.phone("alice").message(f"sip:bob@{D}", "authorized").status == 200
     # the HSP asked the HAAA (FreeRADIUS) for alice's "message" entitlement; the answer is
     # cached by imps_aaa
     assert net.redis.cli("GET", "imps:aaa:authz:alice:message").startswith("A"), \
@@ -323,9 +317,9 @@ def test_message_is_authorized_by_the_haaa_at_the_hsp(clean_net):
     net.redis.cli("SET", "imps:aaa:authz:carol:message",
                   "\x1f".join(["R", "", "-1", "carol may not send messages"]), "EX", "60")
     bob = net.uas[0]
-    r = phone(net, "carol").message(f"sip:bob@{D}", "refused")
+    r = net.phone("carol").message(f"sip:bob@{D}", "refused")
     assert r.status == 403 and r.reason == "Forbidden (carol may not send messages)", r.raw
-    assert phone(net, "alice").message(f"sip:bob@{D}", "next").status == 200
+    assert net.phone("alice").message(f"sip:bob@{D}", "next").status == 200
     assert bob.wait_request("MESSAGE").body == b"authorized"
     assert bob.wait_request("MESSAGE").body == b"next", "the refused MESSAGE never arrived"
 
@@ -336,7 +330,7 @@ def test_message_over_the_udp_limit_crosses_the_proxies_over_tcp(clean_net):
     net = clean_net
     bob = registered(net, "bob")
     text = "y" * 3000
-    r = phone(net, "alice").message(f"sip:bob@{D}", text)
+    r = net.phone("alice").message(f"sip:bob@{D}", text)
     assert r.status == 200, r.raw
     m = bob.wait_request("MESSAGE")
     assert m.body == text.encode()
@@ -370,7 +364,7 @@ def test_forged_from_after_authentication(clean_net):
                                f"sip:bob@{D}")
     r = mallory.transact(msg(2, [cred]))
     assert r.status == 403 and r.reason == "Forbidden (From is not the authenticated user)"
-    assert phone(net, "alice").message(f"sip:bob@{D}", "real").status == 200
+    assert net.phone("alice").message(f"sip:bob@{D}", "real").status == 200
     assert bob.wait_request("MESSAGE").body == b"real", "the forged one never arrived"
 
 
@@ -396,7 +390,7 @@ def test_two_credentials_headers_are_refused(clean_net):
 def test_made_up_route_sets_are_refused(clean_net):
     net = clean_net
     bob = registered(net, "bob", instance="urn:uuid:00000000-0000-0000-0000-0000000000bb")
-    eve = phone(net, "carol")
+    eve = net.phone("carol")
     edge, hsp, ps = (f"<sip:{net.plan['IMPS_IP_A']}:{p};lr>" for p in
                      (net.plan["IMPS_EDGE_A_PORT"], net.plan["IMPS_HSP_A_PORT"],
                       net.plan["IMPS_PS_A_PORT"]))
@@ -417,7 +411,7 @@ def test_made_up_route_sets_are_refused(clean_net):
     # the presence server relays nothing
     r = in_dialog(bob.pub_gruu, [ps, hsp], dest=(net.plan["IMPS_IP_A"], int(net.plan["IMPS_PS_A_PORT"])))
     assert r.status == 481, r.raw
-    assert phone(net, "alice").message(bob.pub_gruu, "real").status == 200
+    assert net.phone("alice").message(bob.pub_gruu, "real").status == 200
     assert bob.wait_request("MESSAGE").body == b"real", "no spoofed MESSAGE arrived before it"
 
 
@@ -426,7 +420,7 @@ def test_repeated_messages_reach_each_device_once(clean_net):
     net = clean_net
     d1 = registered(net, "bob", instance="urn:uuid:00000000-0000-0000-0000-0000000000d1")
     d2 = registered(net, "bob", instance="urn:uuid:00000000-0000-0000-0000-0000000000d2")
-    alice = phone(net, "alice")
+    alice = net.phone("alice")
     for text in ("one", "two", "end"):
         assert alice.message(f"sip:bob@{D}", text).status == 200
     for dev in (d1, d2):
@@ -442,7 +436,7 @@ def test_ack_of_a_negative_answer_with_a_preloaded_route(clean_net):
     net = clean_net
     bob = registered(net, "bob")
     bob.answer["INVITE"] = 486
-    alice = phone(net, "alice")
+    alice = net.phone("alice")
     route = [f"Route: <sip:{net.plan['IMPS_IP_A']}:{net.plan['IMPS_EDGE_A_PORT']};lr>"]
     r = alice.request("INVITE", f"sip:bob@{D}", body=sipua.Call.SDP, ctype="application/sdp",
                       extra=route)
