@@ -41,6 +41,19 @@ struct Walk {
 
 void walk_list(xmlNodePtr list, Node &into, Walk &w, int depth, const std::string &base_uri);
 
+// The nested list l as a child of into: named by its display-name (unless name is given),
+// its URI base_uri;list=<its name>, its members walked one level deeper.
+void add_sublist(xmlNodePtr l, Node &into, Walk &w, int depth, const std::string &base_uri,
+		const std::string &name = std::string())
+{
+	Node sub;
+	sub.is_list = true;
+	sub.name = name.empty() ? display_name(l) : name;
+	sub.uri = base_uri + ";list=" + prop(l, "name");
+	walk_list(l, sub, w, depth + 1, sub.uri);
+	into.children.push_back(std::move(sub));
+}
+
 // A reference (entry-ref relative to the root, external absolute) fetched: the element.
 bool fetch_ref(const std::string &ref, Walk &w, std::string &body, std::string &path)
 {
@@ -106,14 +119,7 @@ void follow_list(const std::string &ref, Node &into, Walk &w, int depth, const s
 		if (l && is(l, kRl, "resource-lists")) {
 			w.seen.insert(ref);
 			for (xmlNodePtr c = l->children; c; c = c->next)
-				if (is(c, kRl, "list")) {
-					Node sub;
-					sub.is_list = true;
-					sub.name = display_name(c);
-					sub.uri = base_uri + ";list=" + prop(c, "name");
-					walk_list(c, sub, w, depth + 1, sub.uri);
-					into.children.push_back(std::move(sub));
-				}
+				if (is(c, kRl, "list")) add_sublist(c, into, w, depth, base_uri);
 			w.seen.erase(ref);
 			return;
 		}
@@ -124,12 +130,7 @@ void follow_list(const std::string &ref, Node &into, Walk &w, int depth, const s
 	if (inline_here) {
 		walk_list(l, into, w, depth + 1, base_uri);
 	} else {
-		Node sub;
-		sub.is_list = true;
-		sub.name = name.empty() ? display_name(l) : name;
-		sub.uri = base_uri + ";list=" + prop(l, "name");
-		walk_list(l, sub, w, depth + 1, sub.uri);
-		into.children.push_back(std::move(sub));
+		add_sublist(l, into, w, depth, base_uri, name);
 	}
 	w.seen.erase(ref);
 }
@@ -146,12 +147,7 @@ void walk_list(xmlNodePtr list, Node &into, Walk &w, int depth, const std::strin
 				w.out.errors.push_back("list " + prop(c, "name") + ": nested too deep");
 				continue;
 			}
-			Node sub;
-			sub.is_list = true;
-			sub.name = display_name(c);
-			sub.uri = base_uri + ";list=" + prop(c, "name");
-			walk_list(c, sub, w, depth + 1, sub.uri);
-			into.children.push_back(std::move(sub));
+			add_sublist(c, into, w, depth, base_uri);
 		} else if (is(c, kRl, "entry-ref")) {
 			std::string ref = prop(c, "ref"), body, path;
 			if (w.seen.count(ref)) {
