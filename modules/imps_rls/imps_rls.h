@@ -35,6 +35,13 @@ int w_handle_subscribe(struct sip_msg *msg, char *p1, char *p2);
 int send_request(const imps_request_t *r);
 void handle_completions(void);
 
+/* backend.c */
+int backend_init(void);
+int send_backend(const imps_rls_breq_t *q);
+void handle_backend_responses(void);
+int ki_handle_notify(struct sip_msg *msg);
+int w_handle_notify(struct sip_msg *msg, char *p1, char *p2);
+
 /* rpc.c */
 extern rpc_export_t rls_rpc_cmds[];
 

@@ -16,8 +16,35 @@ enum {
 	IMPS_RSTAT_BYTES,
 	IMPS_RSTAT_LIST_ERRORS,
 	IMPS_RSTAT_TIMER_ERRORS,
-	IMPS_RSTAT_BACKENDS
+	IMPS_RSTAT_BACKENDS,
+	IMPS_RSTAT_BACKENDS_REMOTE,
+	IMPS_RSTAT_BACKEND_FAILURES,
+	IMPS_RSTAT_BACKENDS_REFUSED
 };
+
+/* A back-end SUBSCRIBE to a member of another domain: initial (remote_tag empty) or in the
+ * dialog; sent through tm toward dst_uri when there is no route set. Its final response comes
+ * back as an imps_rls_bresp_t with bkey, callid and cseq. */
+typedef struct imps_rls_breq {
+	imps_str_t bkey, callid, local_tag, remote_tag, from_uri, to_uri, target, route_set, dst_uri;
+	unsigned long long cseq;
+	imps_str_t headers;
+} imps_rls_breq_t;
+
+typedef struct imps_rls_bresp {
+	imps_str_t bkey, callid;
+	unsigned long long cseq;
+	int code;        /* 408 for a timeout */
+	int retry_after;
+	imps_str_t remote_tag, route_set, target; /* of a 2xx: route set = Record-Route reversed */
+	int expires;     /* -1: none */
+} imps_rls_bresp_t;
+
+/* A NOTIFY in a back-end dialog: route set = its Record-Route in order. */
+typedef struct imps_rls_bnotify {
+	imps_str_t callid, local_tag, remote_tag, state, content_type, body, route_set, target;
+	unsigned long long cseq;
+} imps_rls_bnotify_t;
 
 typedef struct imps_rls_host {
 	void (*log)(int level, const char *msg);
@@ -29,6 +56,8 @@ typedef struct imps_rls_host {
 	int (*watch)(imps_str_t presentity, imps_str_t watcher, imps_str_t key, int expires,
 			char *id, int id_size);
 	int (*unwatch)(imps_str_t presentity, imps_str_t id);
+	/* a back-end SUBSCRIBE through tm: 0 handed over, -1 not sent */
+	int (*send_backend)(const imps_rls_breq_t *r);
 } imps_rls_host_t;
 
 typedef struct imps_rls_config {
@@ -54,6 +83,13 @@ typedef struct imps_rls_config {
 	const char *node;
 	long long epoch;
 	const char *xcap_root;
+	const char *local_domains;  /* comma separated; "" every member is local */
+	const char *outbound_proxy; /* the HSP: next hop of back-end SUBSCRIBEs */
+	const char *contact;        /* our Contact for back-end dialogs */
+	int remote_expires;
+	int remote_retry_ms;
+	int max_backends_per_list;
+	int max_backends_per_user;
 } imps_rls_config_t;
 
 typedef struct imps_rls_subscribe {
@@ -85,6 +121,8 @@ typedef struct imps_rls_subinfo {
 typedef struct imps_rls_backend {
 	imps_str_t key, member, owner, id, state, reason;
 	long long refs;
+	int remote;
+	long long next_ms; /* remote: refreshed or tried again then */
 } imps_rls_backend_t;
 
 int imps_rls_open(const imps_rls_config_t *cfg, const imps_rls_host_t *host) IMPS_NOEXCEPT;
@@ -99,6 +137,10 @@ void imps_rls_document_changed(imps_str_t path) IMPS_NOEXCEPT;
 int imps_rls_refresh(imps_str_t service) IMPS_NOEXCEPT;
 int imps_rls_tick(long long now, long long now_ms, int expiry) IMPS_NOEXCEPT;
 void imps_rls_complete_many(const imps_response_t *r, size_t n) IMPS_NOEXCEPT;
+/* final responses of back-end SUBSCRIBEs (the module's timer process) */
+void imps_rls_backend_responses(const imps_rls_bresp_t *r, size_t n) IMPS_NOEXCEPT;
+/* a NOTIFY of a back-end dialog: the SIP status to answer */
+int imps_rls_backend_notify(const imps_rls_bnotify_t *n) IMPS_NOEXCEPT;
 int imps_rls_list(void (*sink)(void *ctx, const imps_rls_subinfo_t *s), void *ctx) IMPS_NOEXCEPT;
 /* 1 shown (sink_sub once, sink_member per member: uri, name, depth, is_list), 0 unknown, -1 */
 int imps_rls_show(imps_str_t sid, void (*sink_sub)(void *ctx, const imps_rls_subinfo_t *s),

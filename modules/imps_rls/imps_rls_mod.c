@@ -1,13 +1,14 @@
 /*
  * imps_rls: the resource list server (RFC 4662) - SUBSCRIBEs to the list services of users'
- * rls-services documents (RFC 4826, from imps_xcap in the same Kamailio), every member watched
- * in process through imps_presence (bind_imps_presence: no SIP round trip), member changes
+ * rls-services documents (RFC 4826, from imps_xcap in the same Kamailio), every member of our
+ * domains watched in process through imps_presence (bind_imps_presence: no SIP round trip),
+ * members of other domains by back-end SUBSCRIBEs through the HSP (backend.c), member changes
  * batched into RLMI + multipart/related NOTIFYs on the shared subscription layer
  * (modules/common: imps/subs.hpp, shim/imps_notify.h).
  *
  * This file: export tables, parameters, statistics, KEMI, mod_init/child_init/destroy, the
  * module's timer process, the callbacks of imps_presence (member NOTIFYs) and imps_xcap
- * (document changes). The rest: subscribe.c, rpc.c; the logic is the C++ core in core/.
+ * (document changes). The rest: subscribe.c, backend.c, rpc.c; the logic is the C++ core in core/.
  */
 #include <string.h>
 
@@ -51,6 +52,14 @@ static int notify_busy_timeout = 35;
 static char *node_id = "";
 static char *trusted_peers = "";
 char *contact_uri = "";
+static char *local_domains = "";   /* members of other domains: back-end SUBSCRIBEs */
+static char *outbound_proxy = "";  /* their next hop: the HSP */
+static char *backend_contact = ""; /* our Contact in them (default: the first socket) */
+static int remote_expires = 3600;
+static int remote_retry = 30;      /* s after a failure */
+static int max_backends_per_list = 200;
+static int max_backends_per_user = 1000;
+static char contact_buf[160];
 static long long epoch_ms = 0;
 
 imps_trusted_peers_t trusted;
@@ -59,11 +68,15 @@ sl_api_t slb;
 imps_presence_api_t presence_api;
 imps_xcap_api_t xcap_api;
 
-static stat_var *st_lists, *st_sent, *st_failed, *st_bytes, *st_errors, *st_timer_errors, *st_backends;
+static stat_var *st_lists, *st_sent, *st_failed, *st_bytes, *st_errors, *st_timer_errors, *st_backends,
+		*st_remote, *st_bfailures, *st_refused;
 
 static stat_export_t mod_stats[] = {
 	{"list_subscriptions", STAT_NO_RESET, &st_lists},
 	{"backends", STAT_NO_RESET, &st_backends},
+	{"backends_remote", STAT_NO_RESET, &st_remote},
+	{"backend_failures", 0, &st_bfailures},
+	{"backends_refused", 0, &st_refused},
 	{"notifies_sent", 0, &st_sent},
 	{"notifies_failed", 0, &st_failed},
 	{"notify_bytes", 0, &st_bytes},
@@ -75,6 +88,7 @@ static stat_export_t mod_stats[] = {
 static cmd_export_t cmds[] = {
 	{"imps_rls_handle_subscribe", (cmd_function)w_handle_subscribe, 0, 0, 0,
 			REQUEST_ROUTE | FAILURE_ROUTE},
+	{"imps_rls_handle_notify", (cmd_function)w_handle_notify, 0, 0, 0, REQUEST_ROUTE},
 	{0, 0, 0, 0, 0, 0}
 };
 
@@ -104,6 +118,13 @@ static param_export_t params[] = {
 	{"node_id", PARAM_STRING, &node_id},
 	{"trusted_peers", PARAM_STRING, &trusted_peers},
 	{"contact", PARAM_STRING, &contact_uri},
+	{"local_domains", PARAM_STRING, &local_domains},
+	{"outbound_proxy", PARAM_STRING, &outbound_proxy},
+	{"backend_contact", PARAM_STRING, &backend_contact},
+	{"remote_expires", PARAM_INT, &remote_expires},
+	{"remote_retry", PARAM_INT, &remote_retry},
+	{"max_backends_per_list", PARAM_INT, &max_backends_per_list},
+	{"max_backends_per_user", PARAM_INT, &max_backends_per_user},
 	{0, 0, 0}
 };
 
@@ -135,13 +156,24 @@ static void stat_cb(int which, long long delta)
 		case IMPS_RSTAT_BACKENDS:
 			update_stat(st_backends, (int)delta);
 			break;
+		case IMPS_RSTAT_BACKENDS_REMOTE:
+			update_stat(st_remote, (int)delta);
+			break;
+		case IMPS_RSTAT_BACKEND_FAILURES:
+			update_stat(st_bfailures, (int)delta);
+			break;
+		case IMPS_RSTAT_BACKENDS_REFUSED:
+			update_stat(st_refused, (int)delta);
+			break;
 	}
 }
 
 void rpc_stats_add(rpc_t *rpc, void *th)
 {
-	rpc->struct_add(th, "ddddddd", "list_subscriptions", (int)get_stat_val(st_lists), "backends",
-			(int)get_stat_val(st_backends), "notifies_sent", (int)get_stat_val(st_sent),
+	rpc->struct_add(th, "dddddddddd", "list_subscriptions", (int)get_stat_val(st_lists), "backends",
+			(int)get_stat_val(st_backends), "backends_remote", (int)get_stat_val(st_remote),
+			"backend_failures", (int)get_stat_val(st_bfailures), "backends_refused",
+			(int)get_stat_val(st_refused), "notifies_sent", (int)get_stat_val(st_sent),
 			"notifies_failed", (int)get_stat_val(st_failed), "notify_bytes",
 			(int)get_stat_val(st_bytes), "list_errors", (int)get_stat_val(st_errors),
 			"timer_errors", (int)get_stat_val(st_timer_errors));
@@ -179,6 +211,22 @@ static int unwatch_cb(imps_str_t presentity, imps_str_t id)
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
+/* our Contact in back-end dialogs: the configured one, else sip:<first socket> */
+static const char *backend_contact_uri(void)
+{
+	struct socket_info *si;
+	if(backend_contact && *backend_contact)
+		return backend_contact;
+	if(contact_buf[0])
+		return contact_buf;
+	si = get_first_socket();
+	if(si == NULL)
+		return "";
+	snprintf(contact_buf, sizeof(contact_buf), "sip:%.*s:%d", si->address_str.len,
+			si->address_str.s, (int)si->port_no);
+	return contact_buf;
+}
+
 int open_core(void)
 {
 	imps_rls_config_t cfg;
@@ -212,6 +260,13 @@ int open_core(void)
 	cfg.node = imps_node_name(node_id, node_buf, sizeof(node_buf));
 	cfg.epoch = epoch_ms;
 	cfg.xcap_root = xcap_api.root;
+	cfg.local_domains = local_domains;
+	cfg.outbound_proxy = outbound_proxy;
+	cfg.contact = backend_contact_uri();
+	cfg.remote_expires = remote_expires;
+	cfg.remote_retry_ms = remote_retry * 1000;
+	cfg.max_backends_per_list = max_backends_per_list;
+	cfg.max_backends_per_user = max_backends_per_user;
 	memset(&host, 0, sizeof(host));
 	host.log = imps_log_sink;
 	host.send_request = send_request;
@@ -219,6 +274,7 @@ int open_core(void)
 	host.xcap = imps_xcap_reader_of(&xcap_api);
 	host.watch = watch_cb;
 	host.unwatch = unwatch_cb;
+	host.send_backend = send_backend;
 	return imps_rls_open(&cfg, &host);
 }
 
@@ -231,6 +287,7 @@ static void rls_timer(unsigned int ticks, void *param)
 	if(open_core() < 0)
 		return;
 	handle_completions();
+	handle_backend_responses();
 	ms = imps_now_ms();
 	if(ms >= next_due) {
 		expiry = ms >= next_expiry;
@@ -253,9 +310,12 @@ static int mod_init(void)
 		return -1;
 	}
 	if(batch_interval < 0 || max_notify_size < 1024 || max_members < 1 || max_depth < 1 || max_list_subscriptions < 1
-			|| max_backends < 1 || timer_interval < 10 || notify_busy_timeout < 1) {
+			|| max_backends < 1 || timer_interval < 10 || notify_busy_timeout < 1
+			|| remote_expires < 1 || remote_retry < 1 || max_backends_per_list < 1
+			|| max_backends_per_user < 1) {
 		LM_ERR("batch_interval >= 0, max_notify_size >= 1024, max_members, max_depth, max_list_subscriptions, "
-			   "max_backends >= 1, timer_interval >= 10 and notify_busy_timeout >= 1 are "
+			   "max_backends, max_backends_per_list, max_backends_per_user, remote_expires, "
+			   "remote_retry >= 1, timer_interval >= 10 and notify_busy_timeout >= 1 are "
 			   "required\n");
 		return -1;
 	}
@@ -276,7 +336,7 @@ static int mod_init(void)
 		LM_ERR("load tm and sl before imps_rls\n");
 		return -1;
 	}
-	if((completions = imps_cq_new()) == NULL)
+	if((completions = imps_cq_new()) == NULL || backend_init() < 0)
 		return -1;
 	if(register_module_stats(exports.name, mod_stats) != 0) {
 		LM_ERR("cannot register statistics\n");
@@ -304,6 +364,11 @@ static void mod_destroy(void)
 static sr_kemi_t sr_kemi_imps_rls_exports[] = {
 	{ str_init("imps_rls"), str_init("handle_subscribe"),
 		SR_KEMIP_INT, ki_handle_subscribe,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("imps_rls"), str_init("handle_notify"),
+		SR_KEMIP_INT, ki_handle_notify,
 		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
 			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
 	},

@@ -79,13 +79,16 @@ static void backend_sink(void *c, const imps_rls_backend_t *b)
 		id = imps_kstr(b->id), st = imps_kstr(b->state), re = imps_kstr(b->reason);
 	if(r->rpc->add(r->ctx, "{", &th) < 0)
 		return;
-	r->rpc->struct_add(th, "SSSSSSd", "key", &k, "member", &m, "watcher", &o, "watch", &id,
-			"state", &st, "reason", &re, "refs", (int)b->refs);
+	r->rpc->struct_add(th, "SSSSSSddd", "key", &k, "member", &m, "watcher", &o, "watch", &id,
+			"state", &st, "reason", &re, "refs", (int)b->refs, "remote", b->remote,
+			"next", b->remote && b->next_ms ? (int)((b->next_ms - imps_now_ms()) / 1000) : 0);
 }
 
 static const char *rpc_backends_doc[] = {
 		"Back-end watches (one per list owner and member, shared by the owner's list "
-		"subscriptions): member, watcher, watch id, state, reason, reference count.",
+		"subscriptions): member, watcher, watch id (the Call-ID of a remote one's SUBSCRIBE "
+		"dialog), state, reason, reference count, remote (1: a member of another domain), "
+		"next (s until a remote one is refreshed or tried again).",
 		0};
 
 static void rpc_backends(rpc_t *rpc, void *ctx)

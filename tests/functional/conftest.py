@@ -124,10 +124,15 @@ def colocated_ps(net):
     """For one test module: the presence server as the List and Policy Server and the
     resource list server too (presence.cfg -A WITH_XCAP) in place of the plain one, with an
     empty documents database."""
+    yield from run_colocated_ps(net, PS_DEFINES)
+
+
+def run_colocated_ps(net, defines):
+    """colocated_ps with these defines (a generator for a module fixture)."""
     orig = net.ps
     orig.stop()
     imps_net.make_xcap_db(provision=False)
-    ps = imps_net.ps_xcap_a(net.workdir, PS_DEFINES)
+    ps = imps_net.ps_xcap_a(net.workdir, defines)
     net.ps = ps
     ps.start()
     imps_net.wait_port(net.plan["IMPS_IP_A"], int(net.plan["IMPS_XCAP_A_PORT"]), "tcp")

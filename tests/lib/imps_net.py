@@ -349,6 +349,8 @@ def make_workdir(prefix="imps-"):
 
 
 def remove_workdir(path):
+    if os.environ.get("IMPS_KEEP_WORKDIR"):
+        return
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -51,7 +51,39 @@ struct HostAdapter final : Host {
 	{
 		return h.unwatch ? h.unwatch(to_imps_str(presentity), to_imps_str(id)) : -1;
 	}
+	bool send_backend(const BackendRequest &r) override
+	{
+		if (!h.send_backend) return false;
+		imps_rls_breq_t q{};
+		q.bkey = to_imps_str(r.bkey);
+		q.callid = to_imps_str(r.callid);
+		q.local_tag = to_imps_str(r.local_tag);
+		q.remote_tag = to_imps_str(r.remote_tag);
+		q.from_uri = to_imps_str(r.from_uri);
+		q.to_uri = to_imps_str(r.to_uri);
+		q.target = to_imps_str(r.target);
+		q.route_set = to_imps_str(r.route_set);
+		q.dst_uri = to_imps_str(r.dst_uri);
+		q.cseq = r.cseq;
+		q.headers = to_imps_str(r.headers);
+		return h.send_backend(&q) == 0;
+	}
 };
+
+std::vector<std::string> split_domains(const char *s)
+{
+	std::vector<std::string> out;
+	std::string all = s ? s : "";
+	size_t from = 0;
+	while (from <= all.size()) {
+		size_t c = all.find(',', from);
+		if (c == std::string::npos) c = all.size();
+		std::string d = imps::lower(imps::trim(all.substr(from, c - from)));
+		if (!d.empty()) out.push_back(d);
+		from = c + 1;
+	}
+	return out;
+}
 
 struct Process {
 	HostAdapter host;
@@ -104,6 +136,13 @@ int imps_rls_open(const imps_rls_config_t *cfg, const imps_rls_host_t *host) noe
 		c.xcap_root = cfg->xcap_root ? cfg->xcap_root : "";
 		if (cfg->adhoc_user && *cfg->adhoc_user) c.adhoc_user = cfg->adhoc_user;
 		c.client_compat = cfg->client_compat != 0;
+		c.local_domains = split_domains(cfg->local_domains);
+		c.outbound_proxy = cfg->outbound_proxy ? cfg->outbound_proxy : "";
+		c.contact = cfg->contact ? cfg->contact : "";
+		if (cfg->remote_expires > 0) c.remote_expires = cfg->remote_expires;
+		if (cfg->remote_retry_ms > 0) c.remote_retry_ms = cfg->remote_retry_ms;
+		if (cfg->max_backends_per_list > 0) c.max_backends_per_list = cfg->max_backends_per_list;
+		if (cfg->max_backends_per_user > 0) c.max_backends_per_user = cfg->max_backends_per_user;
 		p->engine = std::make_unique<Engine>(c, *p->redis, cfg->key_prefix ? cfg->key_prefix : "imps:rls", p->host);
 		g = p.release();
 		return 0;
@@ -212,6 +251,43 @@ void imps_rls_complete_many(const imps_response_t *r, size_t n) noexcept
 	});
 }
 
+void imps_rls_backend_responses(const imps_rls_bresp_t *r, size_t n) noexcept
+{
+	guarded("back-end responses", 0, [=] {
+		std::vector<BackendResponse> v(n);
+		for (size_t i = 0; i < n; ++i) {
+			v[i].bkey = to_string(r[i].bkey);
+			v[i].callid = to_string(r[i].callid);
+			v[i].cseq = r[i].cseq;
+			v[i].code = r[i].code;
+			v[i].retry_after = r[i].retry_after != 0;
+			v[i].remote_tag = to_string(r[i].remote_tag);
+			v[i].route_set = to_string(r[i].route_set);
+			v[i].target = to_string(r[i].target);
+			v[i].expires = r[i].expires;
+		}
+		g->engine->backend_responses(v, now_ms());
+		return 0;
+	});
+}
+
+int imps_rls_backend_notify(const imps_rls_bnotify_t *n) noexcept
+{
+	return guarded("back-end NOTIFY", 500, [=] {
+		BackendNotify b;
+		b.callid = to_string(n->callid);
+		b.local_tag = to_string(n->local_tag);
+		b.remote_tag = to_string(n->remote_tag);
+		b.state = to_string(n->state);
+		b.content_type = to_string(n->content_type);
+		b.body = to_string(n->body);
+		b.route_set = to_string(n->route_set);
+		b.target = to_string(n->target);
+		b.cseq = n->cseq;
+		return g->engine->backend_notify(b, now_ms());
+	});
+}
+
 namespace {
 
 void to_info(const Subscription &s, const Node &tree, imps_rls_subinfo_t &i)
@@ -285,6 +361,8 @@ int imps_rls_backends(void (*sink)(void *ctx, const imps_rls_backend_t *b), void
 			o.state = to_imps_str(b.state);
 			o.reason = to_imps_str(b.reason);
 			o.refs = b.refs;
+			o.remote = b.remote ? 1 : 0;
+			o.next_ms = b.next_ms;
 			sink(ctx, &o);
 		}
 		return 0;

@@ -323,31 +323,75 @@ void Engine::run_deferred(long long now_ms)
 
 // ---- back-end watches ------------------------------------------------------------------------
 
+std::string Engine::be_key(const std::string &bkey, const char *what) const
+{
+	return subs_.keys().resource("be:" + bkey, what);
+}
+
+// A member not watched (a cap): shown terminated, counted.
+bool Engine::refuse(const std::string &bkey, const std::string &owner, const std::string &p, const char *why)
+{
+	Redis &r = subs_.redis();
+	r.command({"HSET", be_key(bkey, "state"), "state", "terminated", "reason", "noresource"});
+	// not one of the back-ends counted
+	r.command({"SREM", prefix_ + ":backends", bkey});
+	r.command({"SREM", prefix_ + ":user:" + owner, bkey});
+	host_.stat(Stat::BackendsRefused, 1);
+	IMPS_WARN("%s: %s not watched", why, p.c_str());
+	return true;
+}
+
 void Engine::attach(const Subscription &s, const Node &tree, int expires, long long now_ms)
 {
 	Redis &r = subs_.redis();
 	const std::string ref = s.resource + "\t" + s.sid;
 	const std::string owner = s.watcher;
+	int index = 0;
 	for (const auto &m : members_of(tree)) {
 		std::string p = presentity_of(m);
 		if (p.empty()) continue;  // not a SIP URI: shown terminated (noresource)
 		std::string bkey = backend_key(owner, p);
-		std::string hk = subs_.keys().resource("be:" + bkey, "state");
-		std::string rk = subs_.keys().resource("be:" + bkey, "refs");
+		std::string hk = be_key(bkey, "state");
+		std::string rk = be_key(bkey, "refs");
+		bool over_list = ++index > cfg_.max_backends_per_list;
 		// the reference and the record in one step (rls_attach.lua)
 		auto a = r.eval(lua_script("rls_attach"), {hk, rk}, {ref, m, p, owner});
 		bool fresh = a && a->type == REDIS_REPLY_ARRAY && a->elements == 2 && reply_int(a->element[0]) == 1;
+		bool remote = is_remote(p);
 		if (fresh) {
+			if (over_list) {
+				refuse(bkey, owner, p, ("more than " + std::to_string(cfg_.max_backends_per_list) + " members in list " + s.resource).c_str());
+				continue;
+			}
 			auto added = r.command({"SADD", prefix_ + ":backends", bkey});
 			if (added && reply_int(added.get()) == 1) {
 				auto n = r.command({"SCARD", prefix_ + ":backends"});
+				r.command({"SADD", prefix_ + ":user:" + owner, bkey});
+				auto un = r.command({"SCARD", prefix_ + ":user:" + owner});
 				if (n && reply_int(n.get()) > cfg_.max_backends) {
-					r.command({"HSET", hk, "state", "terminated", "reason", "noresource"});
-					IMPS_WARN("more than %d back-end watches: %s not watched", cfg_.max_backends, p.c_str());
+					refuse(bkey, owner, p, ("more than " + std::to_string(cfg_.max_backends) + " back-end watches").c_str());
+					continue;
+				}
+				if (un && reply_int(un.get()) > cfg_.max_backends_per_user) {
+					refuse(bkey, owner, p, ("more than " + std::to_string(cfg_.max_backends_per_user) + " back-end watches of " + owner).c_str());
 					continue;
 				}
 				host_.stat(Stat::Backends, 1);
+				if (remote) host_.stat(Stat::BackendsRemote, 1);
 			}
+		}
+		if (remote) {
+			// a member of another domain: one SUBSCRIBE dialog for the owner's lists, made
+			// when the first list takes it, refreshed by the timer (remote_due)
+			if (fresh) remote_start(bkey, now_ms);
+			continue;
+		}
+		if (!fresh) {
+			auto st = r.command({"HMGET", hk, "state", "reason", "id"});
+			// refused by a cap: stays unwatched while any list holds it
+			if (st && st->elements == 3 && reply_str(st->element[0]) == "terminated" &&
+					reply_str(st->element[1]) == "noresource" && reply_str(st->element[2]).empty())
+				continue;
 		}
 		std::string id;
 		in_watch_ = true;
@@ -379,15 +423,26 @@ void Engine::detach(const std::string &owner, const std::string &sid, const std:
 		std::string p = presentity_of(m);
 		if (p.empty()) continue;
 		std::string bkey = backend_key(owner, p);
-		std::string hk = subs_.keys().resource("be:" + bkey, "state");
-		std::string rk = subs_.keys().resource("be:" + bkey, "refs");
+		std::string hk = be_key(bkey, "state");
+		std::string rk = be_key(bkey, "refs");
 		// the reference, and with the last one the record, in one step (rls_detach.lua)
 		auto d = r.eval(lua_script("rls_detach"), {hk, rk}, {sid});
-		if (!d || d->type != REDIS_REPLY_ARRAY || d->elements != 2 || reply_int(d->element[0]) != 1) continue;
+		if (!d || d->type != REDIS_REPLY_ARRAY || d->elements < 2 || reply_int(d->element[0]) != 1) continue;
 		std::string wid = reply_str(d->element[1]);
 		auto removed = r.command({"SREM", prefix_ + ":backends", bkey});
-		if (removed && reply_int(removed.get()) == 1) host_.stat(Stat::Backends, -1);
-		if (!wid.empty()) host_.unwatch(p, wid);
+		r.command({"SREM", prefix_ + ":user:" + owner, bkey});
+		bool remote = d->elements == 12 && reply_str(d->element[2]) == "1";
+		if (removed && reply_int(removed.get()) == 1) {
+			host_.stat(Stat::Backends, -1);
+			if (remote) host_.stat(Stat::BackendsRemote, -1);
+		}
+		if (remote) {
+			std::vector<std::string> dialog;
+			for (size_t i = 3; i < 12; ++i) dialog.push_back(reply_str(d->element[i]));
+			remote_end(bkey, dialog);
+		} else if (!wid.empty()) {
+			host_.unwatch(p, wid);
+		}
 	}
 }
 
@@ -539,7 +594,10 @@ std::vector<Part> build_level(const Node &list, Build &b, std::string &root_cid)
 			b.any = true;
 			Part p;
 			p.content_id = random_token(6) + "@" + b.host;
-			p.content_type = (ms.ctype.empty() ? "application/pidf+xml" : ms.ctype) + ";charset=\"UTF-8\"";
+			// a member's own list (another domain's RLS) keeps its multipart parameters
+			p.content_type = ms.ctype.empty() ? "application/pidf+xml;charset=\"UTF-8\""
+					: ms.ctype.find(';') != std::string::npos ? ms.ctype
+															   : ms.ctype + ";charset=\"UTF-8\"";
 			p.body = ms.body;
 			in.cid = p.content_id;
 			parts.push_back(std::move(p));
@@ -740,6 +798,7 @@ void Engine::tick(long long now, long long now_ms, bool expiry)
 	if (expiry) {
 		notifier_->expire(now, now_ms);
 		flush();
+		if (!cfg_.local_domains.empty()) remote_due(now_ms);
 	}
 	notifier_->send_due(now_ms);
 	flush();
@@ -784,13 +843,18 @@ std::vector<Backend> Engine::backends()
 	for (size_t i = 0; keys && i < keys->elements && i < 10000; ++i) {
 		Backend b;
 		b.key = reply_str(keys->element[i]);
-		auto h = r.command({"HMGET", subs_.keys().resource("be:" + b.key, "state"), "member", "owner", "id", "state", "reason"});
-		if (h && h->elements == 5) {
+		auto h = r.command({"HMGET", be_key(b.key, "state"), "member", "owner", "id", "state", "reason", "remote"});
+		if (h && h->elements == 6) {
 			b.member = reply_str(h->element[0]);
 			b.owner = reply_str(h->element[1]);
 			b.id = reply_str(h->element[2]);
 			b.state = reply_str(h->element[3]);
 			b.reason = reply_str(h->element[4]);
+			b.remote = reply_str(h->element[5]) == "1";
+		}
+		if (b.remote) {
+			auto due = r.command({"ZSCORE", prefix_ + ":rdue", b.key});
+			if (due && due->type == REDIS_REPLY_STRING) b.next_ms = std::atoll(reply_str(due.get()).c_str());
 		}
 		auto n = r.command({"SCARD", subs_.keys().resource("be:" + b.key, "refs")});
 		b.refs = n ? reply_int(n.get()) : 0;

@@ -42,9 +42,53 @@ struct Config {
 	// liblinphone's list NOTIFY handling: "Event: Presence" and Content-IDs without brackets
 	// for ad-hoc lists of clients whose User-Agent names linphone
 	bool client_compat = true;
+	// members of other domains (RFC 4662 back-end SUBSCRIBEs through the HSP): the domains
+	// served here (empty: every member is local), the next hop, our Contact, the Expires asked
+	// for, how long after a failure the member is tried again
+	std::vector<std::string> local_domains;
+	std::string outbound_proxy;
+	std::string contact;
+	int remote_expires = 3600;
+	long long remote_retry_ms = 30000;
+	int max_backends_per_list = 200;   // members of one list subscription watched
+	int max_backends_per_user = 1000;  // back-ends of one owner
 };
 
-enum class Stat { ListSubscriptions, NotifiesSent, NotifiesFailed, NotifyBytes, ListErrors, TimerErrors, Backends };
+enum class Stat {
+	ListSubscriptions,
+	NotifiesSent,
+	NotifiesFailed,
+	NotifyBytes,
+	ListErrors,
+	TimerErrors,
+	Backends,
+	BackendsRemote,   // of them, SUBSCRIBE dialogs with other domains
+	BackendFailures,  // back-end SUBSCRIBEs refused or unanswered
+	BackendsRefused,  // members not watched: a cap (per list, per user, in total)
+};
+
+// A SUBSCRIBE of a back-end dialog with another domain: initial (no remote tag), refresh or
+// unsubscribe (expires 0); its final response comes back through Engine::backend_responses.
+struct BackendRequest {
+	std::string bkey, callid, local_tag, remote_tag, from_uri, to_uri, target, route_set, dst_uri;
+	unsigned long long cseq = 1;
+	std::string headers;  // whole lines, CRLF each
+};
+
+struct BackendResponse {
+	std::string bkey, callid;
+	unsigned long long cseq = 0;
+	int code = 408;
+	bool retry_after = false;
+	std::string remote_tag, route_set, target;  // of a 2xx: To tag, Record-Route reversed, Contact
+	int expires = -1;
+};
+
+// A NOTIFY of a back-end dialog (in-dialog request to our Contact).
+struct BackendNotify {
+	std::string callid, local_tag, remote_tag, state, content_type, body, route_set, target;
+	unsigned long long cseq = 0;
+};
 
 class Host {
 public:
@@ -62,6 +106,8 @@ public:
 	virtual int watch(const std::string &presentity, const std::string &watcher, const std::string &key,
 			int expires, std::string &id) = 0;
 	virtual int unwatch(const std::string &presentity, const std::string &id) = 0;
+	// a back-end SUBSCRIBE through tm (never waits for its answer): false not sent
+	virtual bool send_backend(const BackendRequest &r) = 0;
 };
 
 // What every package reads (Event, Accept, Expires, the dialog), then the list server's own.
@@ -88,6 +134,8 @@ struct Response {
 struct Backend {
 	std::string key, member, owner, id, state, reason;
 	long long refs = 0;
+	bool remote = false;
+	long long next_ms = 0;  // remote: when it is refreshed or tried again
 };
 
 class Engine {
@@ -105,6 +153,12 @@ public:
 	void document_changed(const std::string &path, long long now_ms);
 	// Resolves again the lists of every subscription of a service ("" every one); how many.
 	int refresh(const std::string &service, long long now_ms);
+
+	// back-end dialogs with other domains: final responses (the module's timer process),
+	// NOTIFYs (their SIP status), refreshes and retries now due (in tick)
+	void backend_responses(const std::vector<BackendResponse> &rs, long long now_ms);
+	int backend_notify(const BackendNotify &n, long long now_ms);
+	void remote_due(long long now_ms);
 
 	void tick(long long now, long long now_ms, bool expiry);
 	void complete_many(const std::vector<subs::Store::Response> &responses, long long now_ms);
@@ -130,6 +184,12 @@ private:
 	void detach(const std::string &owner, const std::string &sid, const std::vector<std::string> &members,
 			long long now_ms);
 	std::string backend_key(const std::string &owner, const std::string &member) const;
+	bool is_remote(const std::string &presentity) const;
+	bool refuse(const std::string &bkey, const std::string &owner, const std::string &p, const char *why);
+	void remote_start(const std::string &bkey, long long now_ms);
+	void remote_failed(const std::string &bkey, const std::string &reason, long long delay_ms, long long now_ms);
+	void remote_end(const std::string &bkey, const std::vector<std::string> &dialog);
+	std::string be_key(const std::string &bkey, const char *what) const;
 	void member_changed(const std::string &bkey, const std::string &member_uri, long long now_ms,
 			const std::string &except_sid = "");
 
