@@ -358,6 +358,14 @@ void Engine::attach(const Subscription &s, const Node &tree, int expires, long l
 		auto a = r.eval(lua_script("rls_attach"), {hk, rk}, {ref, m, p, owner});
 		bool fresh = a && a->type == REDIS_REPLY_ARRAY && a->elements == 2 && reply_int(a->element[0]) == 1;
 		bool remote = is_remote(p);
+		if (remote && is_remote(owner)) {
+			// an ad-hoc list of another network's user: we assert only our own users
+			if (fresh) {
+				r.command({"HSET", hk, "state", "terminated", "reason", "rejected"});
+				host_.stat(Stat::BackendsRefused, 1);
+			}
+			continue;
+		}
 		if (fresh) {
 			if (over_list) {
 				refuse(bkey, owner, p, ("more than " + std::to_string(cfg_.max_backends_per_list) + " members in list " + s.resource).c_str());
